@@ -1,0 +1,1 @@
+"""SNN architectures and their ANN counterparts (plain nn.Modules, time-first)."""
