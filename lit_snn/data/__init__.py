@@ -1,0 +1,1 @@
+"""Datamodules for MNIST, CIFAR-10 and the neuromorphic benchmarks."""
