@@ -46,7 +46,8 @@ class Surrogate:
 
     def __init__(self, slope: float | None = None) -> None:
         slope = self.default_slope if slope is None else slope
-        if not (isinstance(slope, (int, float)) and math.isfinite(slope) and slope > 0):
+        ok = isinstance(slope, (int, float)) and not isinstance(slope, bool)
+        if not (ok and math.isfinite(slope) and slope > 0):
             raise ValueError(f"surrogate {self.name!r}: slope must be a finite number > 0, got {slope!r}")
         self.slope = float(slope)
 
