@@ -20,8 +20,11 @@ In a recipe::
 
 from __future__ import annotations
 
+import json
 import netrc
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -135,4 +138,64 @@ class WandbLogger(_LightningWandbLogger):
         return run
 
 
-__all__ = ["MODES", "WandbLogger", "resolve_wandb_mode", "wandb_credentials"]
+_BLOCK = 32768  # LevelDB log block size
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _wandb_records(path: Path) -> list[bytes]:
+    """The records of a ``.wandb`` transaction log (LevelDB log format, W&B header), CRC-checked.
+
+    File: a 7-byte header ``b":W&B"``, magic ``0xBEE1`` (uint16 LE), version 0 (uint8); then 32 KiB blocks of
+    chunks ``crc32 (uint32 LE) | length (uint16 LE) | type (uint8) | data``, with ``crc32 = crc32(type || data)``;
+    a record is one FULL chunk or FIRST, MIDDLE..., LAST; a block tail shorter than 7 bytes is padding.
+    """
+    raw = path.read_bytes()
+    if raw[:7] != struct.pack("<4sHB", b":W&B", 0xBEE1, 0):
+        raise ValueError(f"{path} is not a W&B transaction log (header {raw[:7]!r})")
+    records, pending, pos = [], b"", 7
+    while pos + 7 <= len(raw):
+        if _BLOCK - pos % _BLOCK < 7:
+            pos += _BLOCK - pos % _BLOCK
+            continue
+        crc, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
+        if kind == 0 and length == 0:  # zero padding at the end of a file still being written
+            break
+        data = raw[pos + 7 : pos + 7 + length]
+        if zlib.crc32(data, zlib.crc32(bytes([kind]))) != crc or len(data) != length:
+            raise ValueError(f"{path}: corrupt chunk at byte {pos} (checksum or length mismatch)")
+        pos += 7 + length
+        if kind == _FULL:
+            records.append(data)
+        elif kind == _FIRST:
+            pending = data
+        elif kind == _MIDDLE:
+            pending += data
+        elif kind == _LAST:
+            records.append(pending + data)
+    return records
+
+
+def offline_run_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows an (offline) W&B run logged, read from its ``run-<id>.wandb`` file: ``[{key: value}, ...]``.
+
+    ``run_dir`` is the run's folder (``.../wandb/offline-run-<date>-<id>``). Each row is one ``log`` call
+    (Lightning logs a metric dict per step with ``trainer/global_step`` and ``epoch``); values are decoded from
+    JSON. Reads the protobuf records with wandb's own message types; nothing is uploaded.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    files = sorted(Path(run_dir).glob("run-*.wandb"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"expected one run-*.wandb file in {run_dir}, found {[f.name for f in files]}")
+    rows = []
+    for data in _wandb_records(files[0]):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            )
+    return rows
+
+
+__all__ = ["MODES", "WandbLogger", "offline_run_history", "resolve_wandb_mode", "wandb_credentials"]
