@@ -1,8 +1,10 @@
 """Lightning callbacks for spiking networks (installed as ``lit_snn.callbacks``).
 
 - :class:`ProgressiveSparsity`: neuron-level structured sparsity growing on a schedule.
+- :class:`SpikeMonitor`: spike rasters, firing-rate histograms and membrane traces, logged as images.
 """
 
 from .progressive_sparsity import ProgressiveSparsity, restore_pruning
+from .spike_monitor import SpikeMonitor
 
-__all__ = ["ProgressiveSparsity", "restore_pruning"]
+__all__ = ["ProgressiveSparsity", "SpikeMonitor", "restore_pruning"]
