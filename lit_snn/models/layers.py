@@ -1,0 +1,253 @@
+"""Building blocks shared by lit-snn's models.
+
+- :func:`check_input`: the time-first input check every model runs first.
+- :func:`over_time`: run a stateless module (Linear, Conv, BatchNorm, ...) once over all ``T*B`` rows of a
+  ``[T, B, ...]`` tensor (one large GEMM instead of T small ones).
+- :func:`benchmark_bn`: a BatchNorm whose initial gain folds the benchmark's ``(1 - beta)`` input scaling into
+  our LIF convention.
+- :func:`chebyshev_basis`, :class:`ChebyshevActivation` (per-neuron learnable activation, a "pointwise KAN"),
+  :class:`ChebyshevKANLinear` (a full Kolmogorov-Arnold layer with one Chebyshev series per edge).
+- :class:`TemporalAttention`: softmax attention over time steps that turns ``[T, B, C]`` logits into ``[B, C]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from lit_snn.neurons import tau_to_beta
+
+
+def check_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Raise a clear error unless ``x`` is a floating tensor ``[T, B, *model.input_shape]``; return ``x``."""
+    name = type(model).__name__
+    expected = tuple(model.input_shape)
+    pretty = "[T, B, " + ", ".join(str(d) for d in expected) + "]"
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}.forward expects a tensor {pretty}, got {type(x).__name__}")
+    if x.dim() != len(expected) + 2:
+        raise ValueError(
+            f"{name} expects time-first input {pretty} ({len(expected) + 2} dims: time, batch, *input_shape="
+            f"{expected}), got shape {tuple(x.shape)} ({x.dim()} dims). Encode the input over time first "
+            f"(lit_snn.encoders) or add a time dimension with x.unsqueeze(0)."
+        )
+    if tuple(x.shape[2:]) != expected:
+        raise ValueError(
+            f"{name}: input shape mismatch: expected trailing shape input_shape={expected}, got "
+            f"{tuple(x.shape[2:])} (x has shape {tuple(x.shape)}, read as [T, B, ...]). Build the model with "
+            f"input_shape={tuple(x.shape[2:])} or feed data of shape {pretty}."
+        )
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"{name}: need T >= 1 time steps and B >= 1 samples, got x of shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} expects a floating-point input, got dtype {x.dtype}")
+    return x
+
+
+def over_time(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Apply a stateless ``module`` (or function) to ``x[T, B, ...]`` as one call on ``[T*B, ...]``.
+
+    Returns ``[T, B, ...]``.
+
+    For BatchNorm this is *time-batched* normalisation: one set of batch statistics over all ``T*B`` rows (and
+    one running-statistics update per batch), instead of one BN call per time step.
+    """
+    y = module(x.flatten(0, 1))
+    return y.unflatten(0, x.shape[:2])
+
+
+def check_shape(name: str, value: Sequence[int] | int) -> tuple[int, ...]:
+    """Validate a shape argument (an int or a sequence of positive ints) and return it as a tuple."""
+    shape = (value,) if isinstance(value, int) else tuple(value) if isinstance(value, Sequence) else None
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"{name} must be a positive int or a non-empty sequence of positive ints, got {value!r}")
+    return shape
+
+
+def check_positive_int(name: str, value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def check_sizes(name: str, value: Sequence[int]) -> tuple[int, ...]:
+    """A non-empty sequence of positive layer widths."""
+    sizes = tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else ()
+    if not sizes or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in sizes):
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {value!r}")
+    return sizes
+
+
+def benchmark_bn(num_features: int, tau: float) -> nn.BatchNorm1d:
+    """``BatchNorm1d`` whose gain starts at ``1 - beta`` (``beta = 1 - 1/tau``) instead of 1.
+
+    The benchmark's LIF charges ``v <- beta*v + (1-beta)*I``; lit-snn's neurons charge ``h = beta*v + x`` (input
+    not scaled). With ``x = BN(.)`` feeding the neuron, starting BN's gain at ``1-beta`` (its bias starts at 0)
+    makes ``x = (1-beta)*I`` exactly, so the network starts from the benchmark's neuron dynamics and firing rates.
+    The gain is learned as usual afterwards.
+    """
+    if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 1):
+        raise ValueError(f"tau must be a finite number >= 1, got {tau!r}")
+    bn = nn.BatchNorm1d(num_features)
+    nn.init.constant_(bn.weight, 1.0 - tau_to_beta(float(tau)))
+    return bn
+
+
+def chebyshev_basis(z: torch.Tensor, degree: int) -> torch.Tensor:
+    """Chebyshev polynomials of the first kind ``T_0..T_degree`` at ``z``, stacked on a new last dim.
+
+    ``T_0 = 1``, ``T_1 = z``, ``T_k = 2 z T_{k-1} - T_{k-2}`` (on ``[-1, 1]``, ``T_k(cos a) = cos(k a)``).
+    """
+    polys = [torch.ones_like(z), z]
+    for _ in range(2, degree + 1):
+        polys.append(2 * z * polys[-1] - polys[-2])
+    return torch.stack(polys[: degree + 1], dim=-1)
+
+
+class ChebyshevActivation(nn.Module):
+    """A learnable activation per neuron (a "pointwise KAN"), for analog signals such as synaptic currents.
+
+    For neuron ``j`` with input ``x_j``::
+
+        z_j = tanh(input_scale * x_j)                        # normalised into (-1, 1)
+        y_j = gain_j * sum_{k=0..degree} coeffs[j, k] * T_k(z_j)  +  linear * x_j
+
+    ``coeffs`` start at ``c_0 = 0``, ``c_1 = 1`` and ``c_k ~ N(0, init_std^2)`` for k >= 2, ``gain`` at 1; the
+    scalar ``linear`` term exists only when ``linear_init`` is given. Zeroing row ``j`` of ``coeffs`` (or ``gain``)
+    and the input ``x_j`` makes ``y_j = 0`` exactly.
+
+    Args:
+        num_features: number of neurons N (the last dim of the input).
+        degree: highest polynomial degree (>= 1).
+        input_scale: the factor inside ``tanh``.
+        linear_init: initial value of a learnable scalar residual ``linear * x``; ``None`` for no such term.
+        init_std: standard deviation of the initial higher-order coefficients.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        degree: int = 4,
+        input_scale: float = 0.3,
+        linear_init: float | None = None,
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        check_positive_int("num_features", num_features)
+        check_positive_int("degree", degree)
+        self.degree = degree
+        self.input_scale = float(input_scale)
+        coeffs = torch.zeros(num_features, degree + 1)
+        coeffs[:, 1] = 1.0
+        coeffs[:, 2:] = torch.randn(num_features, degree - 1) * init_std
+        self.coeffs = nn.Parameter(coeffs)
+        self.gain = nn.Parameter(torch.ones(num_features))
+        self.linear = None if linear_init is None else nn.Parameter(torch.tensor(float(linear_init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        basis = chebyshev_basis(torch.tanh(self.input_scale * x), self.degree)  # [..., N, degree+1]
+        y = self.gain * (basis * self.coeffs).sum(-1)
+        return y if self.linear is None else y + self.linear * x
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_features={self.coeffs.shape[0]}, degree={self.degree}, input_scale={self.input_scale}, "
+            f"linear={self.linear is not None}"
+        )
+
+
+class ChebyshevKANLinear(nn.Module):
+    """Kolmogorov-Arnold layer: one learnable Chebyshev series on every edge ``i -> o``.
+
+    ::
+
+        z_i = tanh(x_i / input_scale)
+        y_o = b_o + sum_i sum_{k=1..degree} W[o, i, k] * T_k(z_i)
+
+    (``T_0 = 1`` on every edge would only add ``in_features`` copies of a bias, so it is replaced by one ``b_o``.)
+    The coefficients are held by one ``nn.Linear(in_features * degree, out_features)`` over the expanded basis,
+    so a single GEMM computes the layer and metrics see it as a synaptic layer with ``in_features * degree`` MACs
+    per output (the KAN's true cost). Only meaningful on analog ``x``: on binary ``x`` each ``T_k(z_i)`` takes
+    two values and the layer collapses to an affine map.
+    """
+
+    def __init__(self, in_features: int, out_features: int, degree: int = 4, input_scale: float = 1.0) -> None:
+        super().__init__()
+        check_positive_int("in_features", in_features)
+        check_positive_int("out_features", out_features)
+        check_positive_int("degree", degree)
+        if not (isinstance(input_scale, (int, float)) and input_scale > 0):
+            raise ValueError(f"input_scale must be a number > 0, got {input_scale!r}")
+        self.in_features, self.out_features, self.degree = in_features, out_features, degree
+        self.input_scale = float(input_scale)
+        self.linear = nn.Linear(in_features * degree, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        basis = chebyshev_basis(torch.tanh(x / self.input_scale), self.degree)[..., 1:]  # [..., in, degree]
+        return self.linear(basis.flatten(-2))
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, degree={self.degree}, "
+            f"input_scale={self.input_scale}"
+        )
+
+
+class TemporalAttention(nn.Module):
+    """Attention over time steps: ``[T, B, C]`` per-step logits -> ``[B, C]``.
+
+    ::
+
+        e_t = w . logits_t + c          (a Linear(C, 1))
+        pi  = softmax_t(e)              (per sample, over the T steps)
+        out = sum_t pi_t * logits_t
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(num_classes, 1)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.score(logits), dim=0)  # [T, B, 1]
+        return (weights * logits).sum(0)
+
+
+class SpikingLinear(nn.Module):
+    """``Linear -> [BatchNorm] -> neuron`` on time-first input, the synaptic parts run once over ``T*B`` rows.
+
+    ::
+
+        I = BN(W s + b)     # [T*B, N] at once (time-batched BN)
+        s' = neuron(I)      # scan over T
+
+    Args:
+        in_features, out_features: sizes of the Linear.
+        neuron: the spiking neuron module (from :func:`lit_snn.neurons.make_neuron`).
+        norm: a module applied to the Linear's output rows (usually ``BatchNorm1d``), or ``None``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, neuron: nn.Module, norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features)
+        self.norm = norm
+        self.neuron = neuron
+
+    def current(self, x: torch.Tensor) -> torch.Tensor:
+        """The input current ``BN(W x + b)``, ``[T, B, out_features]``."""
+        rows = self.fc(x.flatten(0, 1))
+        if self.norm is not None:
+            rows = self.norm(rows)
+        return rows.unflatten(0, x.shape[:2])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(self.current(x))
+
+    def prunable_inputs(self) -> list[tuple[nn.Module, tuple[str, ...]]]:
+        """The rows feeding each output neuron: the Linear's and the norm's weight and bias."""
+        inputs: list[tuple[nn.Module, tuple[str, ...]]] = [(self.fc, ("weight", "bias"))]
+        if self.norm is not None:
+            inputs.append((self.norm, ("weight", "bias")))
+        return inputs
