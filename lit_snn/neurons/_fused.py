@@ -1,0 +1,224 @@
+"""Fused LIF scan: the whole time loop of one layer is a single autograd node with a hand-written BPTT backward.
+
+The step-by-step reference (``LIF._scan_reference`` in :mod:`lit_snn.neurons.base`) builds about eight autograd
+nodes per time step and keeps their inputs alive. :func:`lif_scan` runs the same arithmetic without recording
+a graph and stores only the charged membrane ``h`` (one ``[T, B, ...]`` tensor; the spikes are recomputed from
+it as ``h >= theta``, which is bit-exact). The forward uses the reference's operations in the reference's
+order, so spikes and membranes are bitwise identical; the backward solves the adjoint recurrence below with
+one fused multiply-add per step and does everything else on whole ``[T, B, ...]`` tensors.
+
+Forward, for t = 1..T with ``v_0 = 0``::
+
+    h_t = beta * v_{t-1} + x_t
+    s_t = H(h_t - theta)
+    v_t = h_t - r_t * theta        (subtract)     or     v_t = (1 - r_t) * h_t   (zero)
+
+with ``r_t = s_t`` (gradient flows through the reset) or ``sg(s_t)`` (``detach_reset``).
+
+Backward. Let ``g_t = dL/dh_t`` (total), ``gs_t``/``gm_t`` the incoming gradients of the spike and membrane
+outputs, ``sigma_t = surrogate.grad(h_t - theta)`` and ``gv_t = beta * g_{t+1}`` (``gv_T = 0``) the gradient
+reaching ``v_t``. With ``a_t = dv_t/dh_t`` and ``b_t = dv_t/ds_t``::
+
+                 subtract          zero
+    a_t          1                 1 - s_t
+    b_t          -theta            -h_t              (0 when detach_reset)
+
+    g_t      = gm_t + gs_t * sigma_t + (a_t + b_t * sigma_t) * beta * g_{t+1}      (the only loop)
+    dL/dx_t  = g_t
+    dL/dbeta = sum_t g_t * v_{t-1}
+    dL/dtheta = -sum_t [ (gs_t + b_t * gv_t) * sigma_t + gv_t * s_t * (reset == "subtract") ]
+
+``beta`` and ``theta`` may be Python floats or tensors broadcasting against ``x[t]`` (per-neuron learnable
+parameters); their gradients are summed back to their shapes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .surrogate import Surrogate
+
+
+def _forward_buffers(x, beta, theta, zero_reset: bool, dtype: torch.dtype):
+    """Eager forward: the reference's operations written into preallocated buffers (no allocation per step)."""
+    h = torch.empty(x.shape, dtype=dtype, device=x.device)
+    s = torch.empty_like(h)
+    v = torch.empty_like(h[0])
+    last = x.shape[0] - 1
+    for t in range(x.shape[0]):
+        ht, st = h[t], s[t]
+        if t == 0:
+            ht.copy_(x[0])  # beta * 0 + x_0 == x_0 exactly
+        else:
+            torch.mul(v, beta, out=ht)
+            ht.add_(x[t])
+        torch.ge(ht, theta, out=st)  # == H(h - theta) for finite values
+        if t == last:
+            break
+        if zero_reset:  # h - h*s == (1 - s) * h exactly, as s is 0 or 1
+            torch.addcmul(ht, ht, st, value=-1, out=v)
+        elif isinstance(theta, torch.Tensor):  # h - s*theta, s*theta exact
+            torch.addcmul(ht, st, theta, value=-1, out=v)
+        else:
+            torch.sub(ht, st, alpha=theta, out=v)
+    return s, h
+
+
+def _forward_functional(x, beta, theta, zero_reset: bool, dtype: torch.dtype):
+    """The same forward without in-place writes, for torch.compile (writes into slices would be copied)."""
+    hs, ss = [], []
+    v = None
+    for t in range(x.shape[0]):
+        h = x[0].to(dtype) if v is None else beta * v + x[t]
+        s = (h >= theta).to(dtype)
+        v = h - h * s if zero_reset else h - s * theta
+        hs.append(h)
+        ss.append(s)
+    return torch.stack(ss), torch.stack(hs)
+
+
+def _backward_buffers(h, gs, gm, beta, theta, surrogate, zero_reset, detach_reset, need_beta, need_theta):
+    """Eager backward: one step at a time from t = T-1 down to 0, so every [B, ...] operand stays in cache.
+
+    Returns ``(dL/dh, sum over time of dL/dbeta terms, sum over time of -dL/dtheta terms)`` (the last two
+    ``[B, ...]`` or ``None``).
+    """
+    g = torch.empty_like(h)  # g_t = dL/dh_t, which is also dL/dx_t
+    acc_beta = torch.zeros_like(h[0]) if need_beta else None
+    acc_theta = torch.zeros_like(h[0]) if need_theta else None
+    spike = torch.empty_like(h[0]) if (zero_reset or need_theta) else None
+    last = h.shape[0] - 1
+    for t in range(last, -1, -1):
+        ht, gt = h[t], g[t]
+        xth = ht - theta
+        sigma = surrogate.grad(xth)
+        if spike is not None:
+            torch.ge(xth, 0, out=spike)
+        gst = None if gs is None else gs[t]
+        gv = None if t == last else torch.mul(g[t + 1], beta)  # gv_t = dL/dv_t
+        # gs_total = gs_t + b_t * gv_t
+        if gv is None or detach_reset:
+            gs_total = gst
+        elif zero_reset:
+            gs_total = torch.mul(ht, gv).neg_() if gst is None else torch.addcmul(gst, ht, gv, value=-1)
+        elif gst is None:
+            gs_total = gv * -theta
+        elif isinstance(theta, torch.Tensor):
+            gs_total = torch.addcmul(gst, gv, theta, value=-1)
+        else:
+            gs_total = torch.add(gst, gv, alpha=-theta)
+        if need_theta:
+            if gs_total is not None:
+                acc_theta.addcmul_(gs_total, sigma)
+            if gv is not None and not zero_reset:
+                acc_theta.addcmul_(gv, spike)
+        # g_t = gm_t + gs_total * sigma_t + a_t * gv_t
+        if gv is None:
+            if gs_total is None:
+                gt.zero_()
+            else:
+                torch.mul(gs_total, sigma, out=gt)
+        else:
+            if zero_reset:
+                gv.addcmul_(gv, spike, value=-1)  # a_t * gv_t = (1 - s_t) * gv_t
+            if gs_total is None:
+                gt.copy_(gv)
+            else:
+                torch.addcmul(gv, gs_total, sigma, out=gt)
+        if gm is not None:
+            gt.add_(gm[t])
+        if need_beta and t > 0:
+            hp = h[t - 1]  # v_{t-1} = reset(h_{t-1}, s_{t-1}), rebuilt as the forward computed it
+            sp = hp.ge(theta).to(h.dtype)
+            vp = torch.addcmul(hp, hp, sp, value=-1) if zero_reset else hp - sp * theta
+            acc_beta.addcmul_(gt, vp)
+    return g, acc_beta, acc_theta
+
+
+def _backward_functional(h, gs, gm, beta, theta, surrogate, zero_reset, detach_reset, need_beta, need_theta):
+    """The same backward without in-place writes, for torch.compile."""
+    zero = torch.zeros_like(h[0])
+    gs = [zero] * h.shape[0] if gs is None else gs
+    grads = []
+    acc_beta = acc_theta = zero
+    g_next = None
+    for t in range(h.shape[0] - 1, -1, -1):
+        ht = h[t]
+        sigma = surrogate.grad(ht - theta)
+        spike = (ht >= theta).to(h.dtype)
+        gv = zero if g_next is None else g_next * beta
+        if detach_reset:
+            gs_total = gs[t]
+        else:
+            gs_total = gs[t] - (ht if zero_reset else theta) * gv
+        a_gv = gv - gv * spike if zero_reset else gv
+        g = a_gv + gs_total * sigma
+        if gm is not None:
+            g = g + gm[t]
+        if need_theta:
+            acc_theta = acc_theta + gs_total * sigma + (0.0 if zero_reset else gv * spike)
+        if need_beta and t > 0:
+            hp = h[t - 1]
+            sp = (hp >= theta).to(h.dtype)
+            acc_beta = acc_beta + g * (hp - hp * sp if zero_reset else hp - sp * theta)
+        grads.append(g)
+        g_next = g
+    grads.reverse()
+    return torch.stack(grads), acc_beta, acc_theta
+
+
+def _functional_path() -> bool:
+    """Use the allocation-per-step path: under torch.compile (inductor fuses it); tests force it in eager."""
+    return torch.compiler.is_compiling()
+
+
+class _LIFScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, beta, theta, surrogate: Surrogate, zero_reset: bool, detach_reset: bool):
+        # The reference's dtype: that of beta * v + x and h - theta, with v of x's dtype.
+        dtype = (x[:1, :1] * beta + x[:1, :1] - theta).dtype
+        forward = _forward_functional if _functional_path() else _forward_buffers
+        s, h = forward(x, beta, theta, zero_reset, dtype)
+        ctx.set_materialize_grads(False)
+        ctx.surrogate, ctx.zero_reset, ctx.detach_reset = surrogate, zero_reset, detach_reset
+        ctx.beta = None if isinstance(beta, torch.Tensor) else beta
+        ctx.theta = None if isinstance(theta, torch.Tensor) else theta
+        ctx.x_dtype = x.dtype
+        ctx.save_for_backward(h, *(p for p in (beta, theta) if isinstance(p, torch.Tensor)))
+        return s, h
+
+    @staticmethod
+    def backward(ctx, gs, gm):
+        if gs is None and gm is None:
+            return None, None, None, None, None, None
+        saved = list(ctx.saved_tensors)
+        h = saved.pop(0)
+        beta = saved.pop(0) if ctx.beta is None else ctx.beta
+        theta = saved.pop(0) if ctx.theta is None else ctx.theta
+        need_x, need_beta, need_theta = ctx.needs_input_grad[:3]
+        backward = _backward_functional if _functional_path() else _backward_buffers
+        g, acc_beta, acc_theta = backward(
+            h, gs, gm, beta, theta, ctx.surrogate, ctx.zero_reset, ctx.detach_reset, need_beta, need_theta
+        )
+        grad_x = g.to(ctx.x_dtype) if need_x else None
+        grad_beta = acc_beta.sum_to_size(beta.shape) if need_beta else None
+        grad_theta = acc_theta.neg().sum_to_size(theta.shape) if need_theta else None
+        return grad_x, grad_beta, grad_theta, None, None, None
+
+
+def lif_scan(
+    x: torch.Tensor,
+    beta: torch.Tensor | float,
+    theta: torch.Tensor | float,
+    surrogate: Surrogate,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and charged membranes ``(s, h)``, both ``[T, B, ...]``, of a LIF layer driven by ``x[T, B, ...]``.
+
+    Same result as the step-by-step reference (bitwise forward; gradients up to rounding), with one autograd
+    node for the whole sequence. ``beta``/``theta`` are floats or tensors broadcasting against ``x[t]``.
+    """
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+    return _LIFScan.apply(x, beta, theta, surrogate, reset == "zero", bool(detach_reset))
