@@ -1,0 +1,340 @@
+"""Functional SNN metrics: synaptic operations, spike rate, sparsity, dead neurons, static model figures.
+
+Two levels:
+
+* **Per layer call** -- :func:`layer_synaptic_operations` counts the synaptic operations of one Linear/Conv call
+  (what the probe's hooks run).
+* **Per model** -- :func:`synaptic_operations`, :func:`spike_rate`, :func:`spikes_per_sample`,
+  :func:`activation_sparsity`, :func:`dead_neuron_fraction` run one forward pass of ``model`` on ``x`` under an
+  :class:`~lit_snn.metrics.probe.SNNProbe` and return that batch's figures; :func:`connection_sparsity`,
+  :func:`parameter_count` and :func:`footprint` read the model only. The ``reduce_*`` functions turn accumulated
+  totals into figures and are shared with the :mod:`torchmetrics` classes, so both give the same numbers.
+
+Definitions (NeuroBench 2.3 where it defines the figure):
+
+* Synaptic operations of one call of a layer on input ``x``: effective ops
+  ``sum_rows sum_j sum_i 1[x_i != 0] * 1[W_ji != 0]`` for a Linear; for a Conv the same through the layer's
+  stride / padding / dilation / groups, zero padding contributing nothing. Dense ops: the same with every input
+  and weight set to 1. Bias, pooling and normalisation are not counted. A time step counts as **AC** (accumulate)
+  if every input element of that step lies in {-1, 0, 1}, else as **MAC**. NeuroBench decides per layer call, and
+  its snnTorch loop makes one call per time step on ``[B, ...]``; our models call a layer once on all T steps
+  (``[T, B, ...]`` or ``[T*B, ...]``), so the decision is made per time step inside the call (rows grouped into
+  blocks of B, the batch size): the numbers equal NeuroBench's for both styles. Totals are divided by the number
+  of samples (per sample, summed over time steps).
+* Spike: a nonzero neuron output. Spike rate = spikes / (neurons x time steps x samples), per layer and over all
+  layers (weighted by their size x steps). Spikes per sample = spikes / samples.
+* Activation sparsity (NeuroBench): per batch ``1 - nonzero outputs / all outputs`` over every neuron layer and
+  time step, averaged over batches weighted by batch size (samples seen, so ``drop_last`` does not bias it).
+* Dead-neuron fraction: neurons that never fire over the evaluated data / all neurons (the seed benchmark's
+  "activation sparsity").
+* Connection sparsity: zero weights / all weights of the synaptic (Linear/Conv) layers (NeuroBench rounds to 4
+  decimals; we do not). Parameter count: sum of ``numel``. Footprint: bytes of parameters and *persistent* buffers
+  (what a checkpoint holds); state kept as non-persistent buffers (snnTorch's ``mem``, ``syn``) is not counted,
+  while NeuroBench counts it with the size of the last batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .discovery import SUPPORTED_SYNAPTIC_TYPES, resolve_synaptic_layers
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .probe import ProbeStats
+
+_CONV_DIMS = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+
+
+@dataclass
+class LayerOps:
+    """Synaptic operations and input activity of one layer call (0-dim float64 tensors; ints for shapes).
+
+    Attributes:
+        effective_acs: effective ops of the time steps whose input is binary ({-1, 0, 1}).
+        effective_macs: effective ops of the other time steps.
+        dense: ops with all inputs and weights nonzero.
+        input_nonzero: nonzero input elements.
+        input_numel: input elements.
+        output_numel: output elements (neurons driven x rows).
+        rows: samples x time steps (x positions, for a Linear over extra dims) in the call.
+    """
+
+    effective_acs: torch.Tensor
+    effective_macs: torch.Tensor
+    dense: float
+    input_nonzero: torch.Tensor
+    input_numel: int
+    output_numel: int
+    rows: int
+
+
+def _conv_dims(layer: nn.Module) -> int:
+    for cls, d in _CONV_DIMS.items():
+        if isinstance(layer, cls):
+            return d
+    raise TypeError(
+        f"cannot count synaptic operations of {type(layer).__name__}: supported layers are "
+        f"{', '.join(t.__name__ for t in SUPPORTED_SYNAPTIC_TYPES)}"
+    )
+
+
+def _group_by_step(x: torch.Tensor, feature_dims: int, batch_size: int, batch_dim: int) -> torch.Tensor:
+    """View ``x`` (leading dims = rows, trailing ``feature_dims`` = one input) as ``[steps, batch_size, *features]``.
+
+    Rows are all leading dims flattened; ``steps = rows / batch_size``. Time-first (``batch_dim=1``) rows are
+    ordered (step, sample) -- true for ``[T, B, ...]``, ``[T*B, ...]`` and a step call ``[B, ...]``; batch-first
+    (``batch_dim=0``) rows are ordered (sample, step) -- ``[B, T, ...]`` and ``[B, ...]``. Totals do not depend on
+    the grouping; only the per-step AC/MAC decision does.
+    """
+    features = tuple(x.shape[x.dim() - feature_dims:])
+    rows = x.numel() // max(1, math.prod(features)) if x.numel() else 0
+    if rows % batch_size:
+        raise ValueError(
+            f"input of shape {tuple(x.shape)} has {rows} rows, not a multiple of the batch size {batch_size}: "
+            f"the probe reads the batch size from dim {batch_dim} of the network's input (batch_dim={batch_dim}); "
+            "pass the batch_dim that matches your data layout"
+        )
+    steps = rows // batch_size
+    if batch_dim == 1:
+        return x.reshape(steps, batch_size, *features)
+    return x.reshape(batch_size, steps, *features).transpose(0, 1)
+
+
+def layer_synaptic_operations(
+    layer: nn.Module, x: torch.Tensor, batch_size: int | None = None, batch_dim: int = 1
+) -> LayerOps:
+    """Synaptic operations of one call ``layer(x)`` (see the module docstring for the definitions).
+
+    Args:
+        layer: ``nn.Linear`` or ``nn.Conv1d/2d/3d``; anything else raises ``TypeError``.
+        x: the layer's input: ``[*rows, in_features]`` for a Linear, ``[rows, C, *spatial]`` (or unbatched
+            ``[C, *spatial]``) for a Conv.
+        batch_size: samples per time step, used to group rows into time steps for the AC/MAC decision;
+            ``None`` = all rows form one step (one NeuroBench call).
+        batch_dim: 1 if rows are ordered (step, sample) (time-first), 0 if (sample, step).
+
+    The counts are computed on indicator tensors, summed over the batch first (the layer is linear in its input):
+    Linear ``ops_t = sum_i c_ti * fanout_i`` with ``c_ti`` = samples with ``x_ti != 0`` and
+    ``fanout_i = sum_j 1[W_ji != 0]``; Conv: ``conv(c_t, W_g)`` with ``W_g`` the indicator weight summed over the
+    output channels of each group (so the conv has one output channel per group). float64 keeps counts exact.
+
+    >>> fc = nn.Linear(3, 2, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = fc.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]))
+    >>> ops = layer_synaptic_operations(fc, torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]]))
+    >>> float(ops.effective_acs), float(ops.effective_macs), ops.dense   # rows: 1+0+2, 0+0+2
+    (5.0, 0.0, 12.0)
+    """
+    if batch_dim not in (0, 1):
+        raise ValueError(f"batch_dim must be 0 (batch-first) or 1 (time-first), got {batch_dim!r}")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{type(layer).__name__} input must be a tensor to count synaptic operations, got {type(x)}")
+    x = x.detach()
+    weight = layer.weight.detach()
+    if isinstance(layer, nn.Linear):
+        if x.dim() < 1 or x.shape[-1] != layer.in_features:
+            raise ValueError(f"Linear({layer.in_features}, ...) got input of shape {tuple(x.shape)}")
+        feature_dims = 1
+    else:
+        d = _conv_dims(layer)
+        if x.dim() == d + 1:  # unbatched conv input
+            x = x.unsqueeze(0)
+        if x.dim() != d + 2:
+            raise ValueError(f"{type(layer).__name__} got input of shape {tuple(x.shape)}")
+        feature_dims = d + 1
+    rows = x.numel() // max(1, math.prod(x.shape[x.dim() - feature_dims:])) if x.numel() else 0
+    xs = _group_by_step(x, feature_dims, batch_size or max(rows, 1), batch_dim)
+    nonzero = xs != 0
+    analog = (nonzero & (xs.abs() != 1)).flatten(1).any(1)  # [steps]: some input outside {-1, 0, 1}
+    counts = nonzero.sum(1, dtype=torch.float64)  # [steps, *features]: samples with a nonzero input
+    w_nonzero = weight != 0
+    if isinstance(layer, nn.Linear):
+        fanout = w_nonzero.sum(0, dtype=torch.float64)  # [in]
+        per_step = counts @ fanout
+        dense = float(rows * layer.in_features * layer.out_features)
+        output_numel = rows * layer.out_features
+    else:
+        groups = layer.groups
+        w_group = w_nonzero.to(torch.float64).unflatten(0, (groups, -1)).sum(1)  # [G, C_in/G, *k]
+        out = layer._conv_forward(counts, w_group, None)  # [steps, G, *out_spatial]
+        per_step = out.flatten(1).sum(1)
+        out_positions = math.prod(out.shape[2:])
+        dense = float(rows) * _conv_dense_per_row(layer, tuple(x.shape[1:]))
+        output_numel = rows * layer.out_channels * out_positions
+    acs = torch.where(analog, 0.0, per_step).sum()
+    macs = torch.where(analog, per_step, 0.0).sum()
+    return LayerOps(acs, macs, dense, nonzero.sum(dtype=torch.float64), x.numel(), output_numel, rows)
+
+
+_DENSE_CACHE: dict[tuple, float] = {}
+
+
+def _conv_dense_per_row(layer: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """Dense ops of one input row ``[C, *spatial]``: the conv of all-ones input and weights (padding adds 0)."""
+    key = (
+        type(layer), input_shape, layer.out_channels, layer.groups, tuple(layer.weight.shape), layer.stride,
+        layer.padding, layer.dilation, layer.padding_mode,
+    )
+    if key not in _DENSE_CACHE:
+        groups = layer.groups
+        w = torch.full((groups, *layer.weight.shape[1:]), layer.out_channels / groups, dtype=torch.float64)
+        ones = torch.ones((1, *input_shape), dtype=torch.float64)
+        _DENSE_CACHE[key] = float(layer._conv_forward(ones, w, None).sum())
+    return _DENSE_CACHE[key]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reductions shared by the functional API and the Metric classes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _require_samples(samples: torch.Tensor | int, what: str) -> float:
+    n = float(samples)
+    if n <= 0:
+        raise RuntimeError(f"{what}: no samples seen (compute before update, or a probe that saw no forward pass)")
+    return n
+
+
+def reduce_synaptic_operations(
+    names: Sequence[str], acs: torch.Tensor, macs: torch.Tensor, dense: torch.Tensor, samples: torch.Tensor | int
+) -> dict[str, torch.Tensor]:
+    """Per-sample synaptic operations from per-layer totals: keys ``effective_acs``, ``effective_macs``,
+    ``dense`` and ``<key>/<layer>``."""
+    n = _require_samples(samples, "synaptic_operations")
+    out = {"effective_acs": acs.sum() / n, "effective_macs": macs.sum() / n, "dense": dense.sum() / n}
+    for i, name in enumerate(names):
+        out[f"effective_acs/{name}"] = acs[i] / n
+        out[f"effective_macs/{name}"] = macs[i] / n
+        out[f"dense/{name}"] = dense[i] / n
+    return out
+
+
+def reduce_spike_rate(names: Sequence[str], nonzero: torch.Tensor, numel: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Spike rate ``spikes / (neurons x steps x samples)`` over all layers (``spike_rate``) and per layer."""
+    if int(numel.sum()) == 0:
+        raise RuntimeError("spike_rate: no neuron outputs seen (compute before update?)")
+    nonzero, numel = nonzero.double(), numel.double()
+    out = {"spike_rate": nonzero.sum() / numel.sum()}
+    for i, name in enumerate(names):
+        out[f"spike_rate/{name}"] = nonzero[i] / numel[i]
+    return out
+
+
+def reduce_spikes_per_sample(
+    names: Sequence[str], nonzero: torch.Tensor, samples: torch.Tensor | int
+) -> dict[str, torch.Tensor]:
+    """Spikes per sample over all layers (``spikes_per_sample``) and per layer."""
+    n = _require_samples(samples, "spikes_per_sample")
+    nonzero = nonzero.double()
+    out = {"spikes_per_sample": nonzero.sum() / n}
+    for i, name in enumerate(names):
+        out[f"spikes_per_sample/{name}"] = nonzero[i] / n
+    return out
+
+
+def batch_activation_sparsity(nonzero: torch.Tensor, numel: torch.Tensor) -> torch.Tensor:
+    """One batch's NeuroBench activation sparsity ``1 - sum(nonzero) / sum(numel)`` over all neuron layers."""
+    total = numel.sum()
+    if int(total) == 0:
+        raise RuntimeError("activation_sparsity: no neuron outputs in this batch")
+    return (total - nonzero.sum()).double() / total.double()
+
+
+def reduce_dead_neuron_fraction(
+    names: Sequence[str], sizes: Sequence[int], spike_counts: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Fraction of neurons with zero spikes, over all layers and per layer (``spike_counts``: layers concatenated)."""
+    if spike_counts.numel() == 0 or spike_counts.numel() != sum(sizes):
+        raise RuntimeError("dead_neuron_fraction: no neuron outputs seen (compute before update?)")
+    dead = spike_counts == 0
+    out = {"dead_neuron_fraction": dead.double().mean()}
+    for name, part in zip(names, dead.split(list(sizes)), strict=True):
+        out[f"dead_neuron_fraction/{name}"] = part.double().mean()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# per-model functional API: one forward pass under a probe
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def probe_forward(model: nn.Module, x, **probe_kwargs) -> ProbeStats:
+    """Run ``model(x)`` once without gradients under an :class:`SNNProbe` and return what it saw."""
+    from .probe import SNNProbe
+
+    probe = SNNProbe(model, **probe_kwargs)
+    with probe, torch.no_grad():
+        model(x)
+    return probe.collect()
+
+
+def synaptic_operations(model: nn.Module, x, **probe_kwargs) -> dict[str, torch.Tensor]:
+    """Per-sample effective ACs, effective MACs and dense ops of one forward pass ``model(x)``, total and per layer.
+
+    ``probe_kwargs`` go to :class:`~lit_snn.metrics.probe.SNNProbe` (``neurons``, ``synapses``, ``batch_dim``).
+    """
+    s = probe_forward(model, x, **probe_kwargs)
+    return reduce_synaptic_operations(s.synaptic_names, s.effective_acs, s.effective_macs, s.dense, s.num_samples)
+
+
+def spike_rate(model: nn.Module, x, **probe_kwargs) -> dict[str, torch.Tensor]:
+    """Spike rate of one forward pass, over all neuron layers and per layer."""
+    s = probe_forward(model, x, **probe_kwargs)
+    return reduce_spike_rate(s.neuron_names, s.spikes, s.outputs)
+
+
+def spikes_per_sample(model: nn.Module, x, **probe_kwargs) -> dict[str, torch.Tensor]:
+    """Spikes per sample of one forward pass, over all neuron layers and per layer."""
+    s = probe_forward(model, x, **probe_kwargs)
+    return reduce_spikes_per_sample(s.neuron_names, s.spikes, s.num_samples)
+
+
+def activation_sparsity(model: nn.Module, x, **probe_kwargs) -> torch.Tensor:
+    """NeuroBench activation sparsity of one batch: ``1 - nonzero / all`` neuron outputs (all layers and steps)."""
+    s = probe_forward(model, x, **probe_kwargs)
+    return batch_activation_sparsity(s.spikes, s.outputs)
+
+
+def dead_neuron_fraction(model: nn.Module, x, **probe_kwargs) -> dict[str, torch.Tensor]:
+    """Fraction of neurons that never fire during one forward pass, over all layers and per layer."""
+    s = probe_forward(model, x, **probe_kwargs)
+    return reduce_dead_neuron_fraction(s.neuron_names, s.neuron_sizes, s.spike_counts)
+
+
+def connection_sparsity(model: nn.Module, synapses=None) -> float:
+    """Zero weights / all weights over the synaptic layers (model declarations, discovery or explicit list)."""
+    layers = resolve_synaptic_layers(model, synapses)
+    zeros = sum(int((m.weight == 0).sum()) for m in layers.values())
+    total = sum(m.weight.numel() for m in layers.values())
+    return zeros / total
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of parameters (shared parameters once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def footprint(model: nn.Module) -> int:
+    """Bytes of parameters plus persistent buffers (what a checkpoint holds), without membrane state.
+
+    Non-persistent buffers -- snnTorch keeps ``mem`` / ``syn`` there, sized by the last batch -- are excluded.
+    """
+    seen: set[int] = set()
+    size = 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            size += p.numel() * p.element_size()
+    for module in model.modules():
+        for name, b in module._buffers.items():
+            if b is None or name in module._non_persistent_buffers_set or id(b) in seen:
+                continue
+            seen.add(id(b))
+            size += b.numel() * b.element_size()
+    return size
