@@ -1,4 +1,19 @@
-"""One factory for every neuron of every backend: ``make_neuron(kind, backend, **hyper_parameters)``."""
+"""One factory for every neuron of every backend: ``make_neuron(kind, backend, **hyper_parameters)``.
+
+Backends (every kind ``lif``, ``if``, ``alif``, ``ttfs`` on each):
+
+* ``custom``: the pure-PyTorch reference neurons of :mod:`lit_snn.neurons.base`.
+* ``snntorch``: adapters on ``snntorch.Leaky`` (:mod:`lit_snn.neurons.snntorch_backend`); equal to the reference
+  for ``reset="zero"`` and ``ttfs`` on every input, for ``reset="subtract"`` while the charged membrane stays
+  below twice the threshold.
+* ``spikingjelly``: adapters on SpikingJelly's multi-step ``LIFNode`` / ``IFNode``
+  (:mod:`lit_snn.neurons.spikingjelly_backend`); equal to the reference on every input (within ulps of the leak
+  for non-dyadic ``tau``); needs ``tau > 1``.
+
+The same hyper-parameters give the same neuron and the same state_dict keys (``tau`` / ``threshold``, only when
+learnable) on every backend, so a checkpoint moves between backends. A backend whose library is not installed
+raises :class:`lit_snn._optional.MissingDependencyError` naming the extra to install.
+"""
 
 from __future__ import annotations
 
