@@ -8,10 +8,15 @@ training device in ``on_after_batch_transfer``) and ``y`` long ``[B]``, and expo
 from .cifar10 import CIFAR10DataModule
 from .download import DatasetNotFoundError, DownloadError
 from .mnist import MNISTDataModule
+from .neuromorphic import CIFAR10DVSDataModule, DVSGestureDataModule, EventFramesDataModule, NMNISTDataModule
 from .tensor import ImageDataModule, TensorBatchLoader
 
 __all__ = [
+    "CIFAR10DVSDataModule",
     "CIFAR10DataModule",
+    "DVSGestureDataModule",
+    "EventFramesDataModule",
+    "NMNISTDataModule",
     "DatasetNotFoundError",
     "DownloadError",
     "ImageDataModule",
