@@ -156,6 +156,7 @@ class SNNProbe:
             return self
         self._reset_totals()
         self._handles.append(self.network.register_forward_pre_hook(self._on_network, with_kwargs=True))
+        self._handles.append(self.network.register_forward_hook(self._after_network))
         for i, layer in enumerate(self.synapses.values()):
             self._handles.append(layer.register_forward_pre_hook(self._synapse_hook(i)))
         for i, (name, module) in enumerate(self.neurons.items()):
@@ -191,6 +192,9 @@ class SNNProbe:
             )
         self._batch_size = int(x.shape[self.batch_dim])
         self._samples += self._batch_size
+
+    def _after_network(self, module, args, output) -> None:
+        self._batch_size = None  # layers called outside the network's forward are an error, not a stale count
 
     def _need_batch(self, where: str) -> int:
         if self._batch_size is None:
