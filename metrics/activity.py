@@ -75,6 +75,21 @@ class ProbeMetric(Metric):
         else:
             setattr(self, attr, state + value)
 
+    @property
+    def synaptic_names(self) -> tuple[str, ...]:
+        """Names of the synaptic layers seen (empty before the first update that has them)."""
+        return self._layouts.get("synaptic", ((), ()))[0]
+
+    @property
+    def neuron_names(self) -> tuple[str, ...]:
+        """Names of the neuron layers seen (empty before the first update that has them)."""
+        return self._layouts.get("neuron", ((), ()))[0]
+
+    @property
+    def neuron_sizes(self) -> tuple[int, ...]:
+        """Neurons per neuron layer (per sample and step), in ``neuron_names`` order."""
+        return self._layouts.get("neuron", ((), ()))[1]
+
     def _names(self, kind: str) -> tuple[str, ...]:
         if self._update_count == 0 or kind not in self._layouts:
             raise RuntimeError(f"{type(self).__name__}.compute called before update: no batches seen")

@@ -1,0 +1,145 @@
+"""SNNMetricsCallback: logs every figure on validation/test, equal to the metrics by hand; hooks only when measuring."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from lit_snn.callbacks.snn_metrics import SNNMetricsCallback
+from lit_snn.metrics import SNNProbe, SpikeRate, SynapticOperations
+from torch import nn
+
+from lit_snn.neurons import LIF
+
+
+def _hooks(module: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+class Tiny(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 6), LIF(), nn.Linear(6, 3), LIF())
+        with torch.no_grad():
+            self.net[0].weight.mul_(3.0)
+            self.net[2].weight[0].zero_()
+        self.hooks_in_training: list[int] = []
+
+    def _step(self, batch):
+        x, y = batch
+        return F.cross_entropy(self.net(x.transpose(0, 1)).mean(0), y)  # data [B, T, 8] -> time-first
+
+    def training_step(self, batch, batch_idx):
+        self.hooks_in_training.append(_hooks(self.net))
+        return self._step(batch)
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self._step(batch))
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _loader(n: int = 10, batch_size: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 8, generator=g)  # T = 3, analog input
+    y = torch.randint(0, 3, (n,), generator=g)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size)
+
+
+def _trainer(callback, tmp_path, **kw) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu", devices=1, callbacks=[callback], logger=L.pytorch.loggers.CSVLogger(tmp_path),
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **kw,
+    )
+
+
+def _by_hand(net: nn.Module, loader) -> tuple[dict, dict]:
+    probe, ops, rate = SNNProbe(net), SynapticOperations(), SpikeRate()
+    with probe, torch.no_grad():
+        for x, _ in loader:
+            net(x.transpose(0, 1))
+            stats = probe.collect()
+            ops.update(stats)
+            rate.update(stats)
+    return ops.compute(), rate.compute()
+
+
+def test_validate_logs_every_figure_and_removes_hooks(tmp_path):
+    model, loader = Tiny(), _loader()
+    callback = SNNMetricsCallback()
+    trainer = _trainer(callback, tmp_path)
+    trainer.validate(model, dataloaders=loader, verbose=False)
+    logged = trainer.callback_metrics
+    ops, rate = _by_hand(model.net, loader)
+    assert logged["val/synops/effective_acs"].item() == pytest.approx(ops["effective_acs"].item(), rel=1e-6)
+    assert logged["val/synops/effective_macs/0"].item() == pytest.approx(ops["effective_macs/0"].item(), rel=1e-6)
+    assert logged["val/spike_rate/1"].item() == pytest.approx(rate["spike_rate/1"].item(), rel=1e-6)
+    for key in ("val/spike_rate", "val/spikes_per_sample/3", "val/activation_sparsity", "val/dead_neuron_fraction",
+                "val/dead_neuron_fraction/3", "val/connection_sparsity", "val/parameter_count", "val/footprint_bytes",
+                "val/energy/fp32_45nm/ratio", "val/energy/int8_45nm/snn_pj/2",
+                "val/energy_movement/typical_neuromorphic/ratio",
+                "val/energy_movement/worst_case_sparse/break_even_spike_rate",
+                "val/energy_movement/theoretical_minimum/qnn_sparse_dataflow/2"):
+        assert key in logged, key
+    assert logged["val/connection_sparsity"].item() == pytest.approx(6 / (8 * 6 + 6 * 3))
+    assert logged["val/parameter_count"].item() == 8 * 6 + 6 + 6 * 3 + 3
+    assert _hooks(model.net) == 0
+    assert (tmp_path / "lightning_logs").exists()  # the logger got the figures too
+
+
+def test_fit_measures_validation_only(tmp_path):
+    model = Tiny()
+    callback = SNNMetricsCallback()
+    trainer = _trainer(callback, tmp_path, max_epochs=1, limit_train_batches=2, num_sanity_val_steps=1)
+    trainer.fit(model, train_dataloaders=_loader(seed=1), val_dataloaders=_loader())
+    assert model.hooks_in_training == [0, 0]  # training ran without a single hook
+    ops, _ = _by_hand(model.net, _loader())  # every validation batch once: the sanity check is not counted
+    assert trainer.callback_metrics["val/synops/dense"].item() == pytest.approx(ops["dense"].item(), rel=1e-6)
+    assert not any(k.startswith("train/") for k in trainer.callback_metrics)
+    assert _hooks(model.net) == 0
+
+
+def test_train_and_test_stages(tmp_path):
+    model = Tiny()
+    callback = SNNMetricsCallback(stages=("train", "validate", "test"), hardware=())
+    trainer = _trainer(callback, tmp_path, max_epochs=1, limit_train_batches=2, num_sanity_val_steps=0)
+    trainer.fit(model, train_dataloaders=_loader(seed=1), val_dataloaders=_loader())
+    assert all(n > 0 for n in model.hooks_in_training)
+    assert "train/spike_rate" in trainer.callback_metrics and "val/spike_rate" in trainer.callback_metrics
+    assert not any("energy_movement" in k for k in trainer.callback_metrics)
+    trainer.test(model, dataloaders=_loader(), verbose=False)
+    assert trainer.callback_metrics["test/synops/dense"].item() > 0
+    assert _hooks(model.net) == 0
+
+
+def test_misuse_raises(tmp_path):
+    with pytest.raises(ValueError, match="stages"):
+        SNNMetricsCallback(stages=("predict",))
+    with pytest.raises(ValueError, match="hardware"):
+        SNNMetricsCallback(hardware=("gpu",))
+
+    class NoNeurons(Tiny):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(8, 3), nn.ReLU())
+
+    with pytest.raises(ValueError, match="no spiking neurons"):
+        _trainer(SNNMetricsCallback(), tmp_path).validate(NoNeurons(), dataloaders=_loader(), verbose=False)
+    with pytest.raises(AttributeError, match="no attribute 'backbone'"):
+        _trainer(SNNMetricsCallback(net_attr="backbone"), tmp_path).validate(Tiny(), dataloaders=_loader(),
+                                                                             verbose=False)
+
+
+def test_metrics_import_without_lightning_or_snn_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys, lit_snn.metrics, lit_snn.metrics.functional; "
+            "bad = [m for m in ('lightning', 'pytorch_lightning', 'snntorch', 'spikingjelly') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
