@@ -13,7 +13,7 @@ import torch
 
 import lit_snn.data.download as download_mod
 import lit_snn.data.mnist as mnist_mod
-from lit_snn.data import DatasetNotFoundError, DownloadError, MNISTDataModule
+from lit_snn.data import DatasetNotFoundError, DownloadError, MNISTDataModule, TensorBatchLoader
 from lit_snn.data.download import md5sum
 from lit_snn.data.mnist import read_idx
 from lit_snn.data.tensor import epoch_permutation, split_indices
@@ -238,3 +238,15 @@ def test_bad_arguments(kw, match):
 def test_val_size_larger_than_the_set(data_dir):
     with pytest.raises(ValueError, match=r"val_size must be in \[0, 60000\)"):
         MNISTDataModule(data_dir=str(data_dir), val_size=60_000).setup("fit")
+
+
+def test_loader_shards_ranks_and_drops_last():
+    x, y = torch.arange(10).view(10, 1), torch.arange(10)
+    shards = [TensorBatchLoader(x, y, 2, shuffle=True, seed=1, rank=r, world_size=3) for r in range(3)]
+    seen = [torch.cat([b for _, b in loader]) for loader in shards]
+    assert [len(s) for s in seen] == [3, 3, 3] and [len(loader) for loader in shards] == [2, 2, 2]
+    assert len(set(torch.cat(seen).tolist())) == 9  # the ranks share one permutation, each a disjoint part
+    assert torch.equal(torch.cat(seen).sort().values, epoch_permutation(10, 1, 0)[:9].sort().values)
+    loader = TensorBatchLoader(x, y, 4, drop_last=True)
+    assert len(loader) == 2 and [b.tolist() for _, b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert len(TensorBatchLoader(x, y, 4)) == 3 and len(TensorBatchLoader(x[:0], y[:0], 4)) == 0

@@ -69,9 +69,11 @@ def test_nmnist_batches_frames_and_split(nmnist_root):
     assert y.tolist() == [0, 0, 1, 1]
     for b, dx in enumerate([0, 1, 3, 4]):
         assert torch.equal(x[:, b], expected_frames(3, (2, 34, 34), dx))
-    again = NMNISTDataModule(data_dir=str(nmnist_root), batch_size=4, num_steps=3, val_size=2)
+    again = NMNISTDataModule(data_dir=str(nmnist_root), batch_size=4, num_steps=3, val_size=2, flatten=True)
     again.setup("fit")
     assert again.val_set.indices == dm.val_set.indices  # seeded split
+    flat, _ = again.on_after_batch_transfer(next(iter(again.test_dataloader())), 0)
+    assert again.input_shape == (2312,) and torch.equal(flat, x.flatten(2))
 
 
 def test_nmnist_cache_serves_later_epochs(nmnist_root, tmp_path):

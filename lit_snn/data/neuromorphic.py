@@ -74,6 +74,7 @@ class EventFramesDataModule(L.LightningDataModule):
         denoise_time: if set, tonic's ``Denoise(filter_time=denoise_time)`` (microseconds) before binning.
         spatial_factor: if not 1, tonic's ``Downsample(spatial_factor=...)``: pixel ``(x, y)`` goes to
             ``(floor(x f), floor(y f))``, so a ``W x H`` sensor gives ``floor((W-1) f) + 1`` columns (and rows).
+        flatten: batches ``[T, B, P*H*W]`` instead of ``[T, B, P, H, W]``.
         cache_dir: where the binned frames are cached; default ``<data_dir>/cache``.
         num_workers: DataLoader worker processes.
         drop_last: drop the last, smaller training batch.
@@ -97,6 +98,7 @@ class EventFramesDataModule(L.LightningDataModule):
         seed: int = 42,
         denoise_time: float | None = None,
         spatial_factor: float = 1.0,
+        flatten: bool = False,
         cache_dir: str | None = None,
         num_workers: int = 0,
         drop_last: bool = False,
@@ -114,7 +116,7 @@ class EventFramesDataModule(L.LightningDataModule):
             raise ValueError(f"spatial_factor must be in (0, 1], got {spatial_factor!r}")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
-        self.denoise_time, self.spatial_factor = denoise_time, float(spatial_factor)
+        self.denoise_time, self.spatial_factor, self.flatten = denoise_time, float(spatial_factor), flatten
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
         self.num_workers, self.drop_last, self.download = num_workers, drop_last, download
         self.train_set: Subset | None = None
@@ -122,11 +124,12 @@ class EventFramesDataModule(L.LightningDataModule):
         self.test_set: Subset | None = None
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """``(P, H, W)`` of one frame after downsampling."""
+    def input_shape(self) -> tuple[int, ...]:
+        """``(P, H, W)`` of one frame after downsampling (``(P*H*W,)`` with ``flatten``)."""
         width = int((self.sensor_size[0] - 1) * self.spatial_factor) + 1
         height = int((self.sensor_size[1] - 1) * self.spatial_factor) + 1
-        return self.sensor_size[2], height, width
+        shape = (self.sensor_size[2], height, width)
+        return (shape[0] * height * width,) if self.flatten else shape
 
     @property
     def location(self) -> Path:
@@ -231,10 +234,11 @@ class EventFramesDataModule(L.LightningDataModule):
         return self._loader(self.test_set, shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """``[B, T, P, H, W]`` int16 counts -> float ``[T, B, P, H, W]`` (contiguous); labels as long."""
+        """``[B, T, P, H, W]`` int16 counts -> float ``[T, B, P, H, W]`` (contiguous; ``flatten``: ``[T, B, P*H*W]``);
+        labels as long."""
         frames, labels = batch
         x = frames.transpose(0, 1).to(torch.get_default_dtype(), memory_format=torch.contiguous_format)
-        return x, labels.long()
+        return (x.flatten(2) if self.flatten else x), labels.long()
 
 
 class NMNISTDataModule(EventFramesDataModule):
