@@ -2,9 +2,11 @@
 
 - :class:`ProgressiveSparsity`: neuron-level structured sparsity growing on a schedule.
 - :class:`SpikeMonitor`: spike rasters, firing-rate histograms and membrane traces, logged as images.
+- :class:`EnergyReport`: per-layer spike rates, synaptic operations and energy estimates after testing.
 """
 
+from .energy_report import EnergyReport
 from .progressive_sparsity import ProgressiveSparsity, restore_pruning
 from .spike_monitor import SpikeMonitor
 
-__all__ = ["ProgressiveSparsity", "SpikeMonitor", "restore_pruning"]
+__all__ = ["EnergyReport", "ProgressiveSparsity", "SpikeMonitor", "restore_pruning"]
