@@ -228,6 +228,8 @@ def test_truncated_or_partial_files_are_errors(tmp_path):
         ({"encoder": "rate"}, "normalize=False"),
         ({"max_translation": 1.0}, "max_translation"),
         ({"scale_range": (1.2, 1.0)}, "scale_range"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"split_seed": 0.5}, "split_seed"),
     ],
 )
 def test_bad_arguments(kw, match):

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .._optional import require
 from .download import DownloadError, resolve_data_dir
-from .tensor import check_positive_int, check_val_size, split_indices
+from .tensor import check_positive_int, check_seed, check_val_size, split_indices
 
 CIFAR10DVS_TEST_SEED = 0
 CIFAR10DVS_TEST_FRACTION = 0.1
@@ -109,7 +109,7 @@ class EventFramesDataModule(L.LightningDataModule):
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.num_steps = check_positive_int("num_steps", num_steps)
         self.val_size = check_val_size(val_size)
-        self.split_seed, self.seed = split_seed, seed
+        self.split_seed, self.seed = check_seed("split_seed", split_seed), check_seed("seed", seed)
         if denoise_time is not None and not denoise_time > 0:
             raise ValueError(f"denoise_time must be > 0 (microseconds) or None, got {denoise_time!r}")
         if not 0.0 < spatial_factor <= 1.0:

@@ -135,6 +135,12 @@ def check_positive_int(name: str, value: Any) -> int:
     return value
 
 
+def check_seed(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
 class ImageDataModule(L.LightningDataModule):
     """Base of the in-memory image datamodules (MNIST, CIFAR-10); subclasses load the tensors.
 
@@ -178,8 +184,8 @@ class ImageDataModule(L.LightningDataModule):
             )
         self.encoder_name = encoder
         self.encoder = make_encoder(encoder, num_steps, **(encoder_kwargs or {}))
-        check_val_size(val_size)  # the bound against the set's size is checked in setup
-        self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
+        self.val_size = check_val_size(val_size)  # the bound against the set's size is checked in setup
+        self.split_seed, self.seed = check_seed("split_seed", split_seed), check_seed("seed", seed)
         self.normalize, self.flatten, self.augment, self.drop_last = normalize, flatten, augment, drop_last
         self.download = download
         self.train_set: tuple[torch.Tensor, torch.Tensor] | None = None
