@@ -242,8 +242,8 @@ class EnergyReport(Callback):
             synops=results["synops"], op_energy=results["op_energy"], movement=results["movement"],
             hardware=self.hardware, spike_rate=results["spike_rate"],
             spikes_per_sample=results["spikes_per_sample"], dead=results["dead"],
-            synaptic_names=list(probe.synapses), neuron_names=list(probe.neurons),
-            neuron_sizes=list(m["dead"]._layouts["neuron"][1]), num_samples=int(m["synops"].samples),
+            synaptic_names=m["synops"].synaptic_names, neuron_names=m["dead"].neuron_names,
+            neuron_sizes=m["dead"].neuron_sizes, num_samples=int(m["synops"].samples),
             summary={
                 "operation counting": f"{self.operation_preset}: E_MAC {costs.e_mac} pJ, E_AC {costs.e_ac} pJ",
                 "twin QNN density": self.twin if self.qnn_density is None else self.qnn_density,
