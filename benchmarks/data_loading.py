@@ -80,8 +80,8 @@ def main() -> None:
         "# MNIST data loading (CPU)",
         "",
         f"MNISTDataModule defaults: batch {dm.batch_size}, T = {dm.num_steps}, direct encoder, normalize; "
-        f"{len(dm.train_set[0])} training images = {n_batches} batches per epoch. Reading the four IDX files into "
-        f"tensors took {read_s:.2f} s (once per run).",
+        f"{len(dm.train_set[0])} training images = {n_batches} batches per epoch. Reading the two training IDX "
+        f"files into tensors took {read_s:.2f} s (once per run).",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s), {args.repeats} timed epochs after a warm-up. "
         "Command: `python benchmarks/data_loading.py --data-dir ../shared/data`.",
