@@ -276,3 +276,38 @@ def test_bad_targets_fail_at_setup():
         ProgressiveSparsity(end_epoch=1).setup(None, LitNet(nn.Sequential(nn.Linear(2, 2))), "fit")
     with pytest.raises(ValueError, match="net_attr='backbone'"):
         ProgressiveSparsity(end_epoch=1, net_attr="backbone").setup(None, lit, "fit")
+
+
+# -- APEX-SNN -------------------------------------------------------------------------------------------------
+def test_apex_pruned_neurons_never_fire(data_dir):
+    """On APEX-SNN (its declared prunable layers, learned importance): 90% of the hidden neurons silenced for good."""
+    from functools import partial
+
+    from lit_snn.models import APEXSNN
+    from lit_snn.module import SpikingClassifier
+
+    x, y = mnist_prefix(data_dir, 32)
+
+    def time_first(batch):
+        xb, yb = torch.utils.data.default_collate(batch)
+        return xb.unsqueeze(0).expand(2, *xb.shape).contiguous(), yb
+
+    loader = DataLoader(TensorDataset(x, y), batch_size=32, collate_fn=time_first)
+    torch.manual_seed(0)
+    lit = SpikingClassifier(net=partial(APEXSNN, hidden_sizes=(64, 40, 20)))
+    cb = ProgressiveSparsity(0.3, 0.9, start_epoch=0, end_epoch=1, criterion="importance")
+    make_trainer(2, [cb]).fit(lit, loader)
+    assert cb.num_pruned == {"layer2": 36, "layer3": 18}  # round(0.9 * 40), round(0.9 * 20)
+
+    net, (xb, _) = lit.net, next(iter(loader))
+    layers = {layer.name: layer for layer in net.prunable_layers()}
+    for mode in ("train", "eval"):
+        getattr(net, mode)()
+        with torch.no_grad():
+            _, s2, s3 = net.spikes(xb)
+        for name, spikes in (("layer2", s2), ("layer3", s3)):
+            alive = neuron_mask(layers[name])
+            assert int((~alive).sum()) == cb.num_pruned[name]
+            assert spikes.sum((0, 1))[~alive].sum().item() == 0.0, (mode, name)
+        if mode == "train":
+            assert s2.sum() + s3.sum() > 0  # the living neurons do fire: the check above is not vacuous
