@@ -10,6 +10,7 @@ EXTRAS = {
     "snntorch": "snntorch",
     "spikingjelly": "spikingjelly",
     "tonic": "neuromorphic",
+    "aedat": "neuromorphic",
     "wandb": "wandb",
     "matplotlib": "plots",
 }
