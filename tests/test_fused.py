@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import lit_snn.neurons._fused as fused
-from lit_snn.neurons import IF, LIF, SURROGATES
+from lit_snn.neurons import IF, LIF, SURROGATES, FireOnceLIF
 from lit_snn.neurons._fused import lif_scan
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
@@ -86,6 +86,30 @@ def test_matches_reference_parameter_kinds(path, reset, detach_reset, params, wi
             size=(3, 1) if params in ("tau", "threshold") else None)
     x = torch.randn(7, 2, 3, 4) * 0.8 + 0.5  # conv-like [T, B, C, L] with per-channel parameters
     _compare(n, x, with_membrane)
+
+
+@pytest.mark.parametrize(
+    "dtype,reset,detach_reset,surrogate",
+    list(itertools.product([torch.float32, torch.float64], ["subtract", "zero"], [False, True], ["atan", "triangle"])),
+)
+def test_fire_once_matches_reference(path, dtype, reset, detach_reset, surrogate):
+    """FireOnceLIF (ttfs): spikes masked after the first one; learnable per-neuron tau and threshold."""
+    torch.manual_seed(0)
+    n = FireOnceLIF(tau=3.0, threshold=0.8, reset=reset, detach_reset=detach_reset, surrogate=surrogate,
+                    learn_tau=True, learn_threshold=True, size=5).to(dtype)
+    with torch.no_grad():
+        n.threshold.add_(torch.linspace(-0.3, 0.3, 5, dtype=dtype))
+    x = torch.randn(8, 4, 5, dtype=dtype) * 0.8 + 0.4
+    s = _compare(n, x)
+    assert s.sum(0).max() == 1 and s.sum() > 4  # at most one spike per neuron, and several neurons fire
+    with torch.no_grad():  # the mask is exercised: some neurons would fire again without it
+        assert ((n._scan_reference(x)[1] >= n.threshold).sum(0) > 1).any()
+
+
+def test_single_step(path):
+    """T = 1: no recurrence at all."""
+    for neuron in (LIF(tau=2.0, learn_tau=True, learn_threshold=True), FireOnceLIF(learn_tau=True)):
+        _compare(neuron, torch.randn(1, 3, 2) + 0.8)
 
 
 def test_exact_threshold_ties_and_if_neuron(path):

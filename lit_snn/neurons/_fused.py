@@ -28,6 +28,9 @@ reaching ``v_t``. With ``a_t = dv_t/dh_t`` and ``b_t = dv_t/ds_t``::
     dL/dbeta = sum_t g_t * v_{t-1}
     dL/dtheta = -sum_t [ (gs_t + b_t * gv_t) * sigma_t + gv_t * s_t * (reset == "subtract") ]
 
+Fire-once neurons (``fire_once=True``, the ``ttfs`` kind) multiply the spike by ``alive_t = 1 - sum_{tau<t} s_tau``
+(no gradient through ``alive``), so ``s_t`` and ``sigma_t`` above are both multiplied by ``alive_t``.
+
 ``beta`` and ``theta`` may be Python floats or tensors broadcasting against ``x[t]`` (per-neuron learnable
 parameters); their gradients are summed back to their shapes.
 """
@@ -39,11 +42,12 @@ import torch
 from .surrogate import Surrogate
 
 
-def _forward_buffers(x, beta, theta, zero_reset: bool, dtype: torch.dtype):
+def _forward_buffers(x, beta, theta, zero_reset: bool, fire_once: bool, dtype: torch.dtype):
     """Eager forward: the reference's operations written into preallocated buffers (no allocation per step)."""
     h = torch.empty(x.shape, dtype=dtype, device=x.device)
     s = torch.empty_like(h)
     v = torch.empty_like(h[0])
+    alive = torch.ones_like(h[0]) if fire_once else None  # 1 - fired
     last = x.shape[0] - 1
     for t in range(x.shape[0]):
         ht, st = h[t], s[t]
@@ -53,6 +57,9 @@ def _forward_buffers(x, beta, theta, zero_reset: bool, dtype: torch.dtype):
             torch.mul(v, beta, out=ht)
             ht.add_(x[t])
         torch.ge(ht, theta, out=st)  # == H(h - theta) for finite values
+        if fire_once:
+            st.mul_(alive)
+            alive.sub_(st)
         if t == last:
             break
         if zero_reset:  # h - h*s == (1 - s) * h exactly, as s is 0 or 1
@@ -64,20 +71,31 @@ def _forward_buffers(x, beta, theta, zero_reset: bool, dtype: torch.dtype):
     return s, h
 
 
-def _forward_functional(x, beta, theta, zero_reset: bool, dtype: torch.dtype):
+def _forward_functional(x, beta, theta, zero_reset: bool, fire_once: bool, dtype: torch.dtype):
     """The same forward without in-place writes, for torch.compile (writes into slices would be copied)."""
     hs, ss = [], []
-    v = None
+    v = alive = None
     for t in range(x.shape[0]):
         h = x[0].to(dtype) if v is None else beta * v + x[t]
         s = (h >= theta).to(dtype)
+        if fire_once:
+            s = s if alive is None else s * alive
+            alive = 1.0 - s if alive is None else alive - s
         v = h - h * s if zero_reset else h - s * theta
         hs.append(h)
         ss.append(s)
     return torch.stack(ss), torch.stack(hs)
 
 
-def _backward_buffers(h, gs, gm, beta, theta, surrogate, zero_reset, detach_reset, need_beta, need_theta):
+def _alive_mask(h: torch.Tensor, theta) -> torch.Tensor:
+    """Fire-once neurons: ``alive_t = 1 - OR_{tau < t} [h_tau >= theta]`` (1 until the neuron's first spike)."""
+    fired = torch.cummax((h[:-1] >= theta).to(torch.uint8), dim=0).values
+    alive = torch.ones_like(h)
+    alive[1:].sub_(fired)
+    return alive
+
+
+def _backward_buffers(h, gs, gm, beta, theta, surrogate, zero_reset, detach_reset, fire_once, need_beta, need_theta):
     """Eager backward: one step at a time from t = T-1 down to 0, so every [B, ...] operand stays in cache.
 
     Returns ``(dL/dh, sum over time of dL/dbeta terms, sum over time of -dL/dtheta terms)`` (the last two
@@ -87,6 +105,7 @@ def _backward_buffers(h, gs, gm, beta, theta, surrogate, zero_reset, detach_rese
     acc_beta = torch.zeros_like(h[0]) if need_beta else None
     acc_theta = torch.zeros_like(h[0]) if need_theta else None
     spike = torch.empty_like(h[0]) if (zero_reset or need_theta) else None
+    alive = _alive_mask(h, theta) if fire_once else None  # s_t = alive_t * H(h_t - theta): sigma_t is masked too
     last = h.shape[0] - 1
     for t in range(last, -1, -1):
         ht, gt = h[t], g[t]
@@ -94,6 +113,10 @@ def _backward_buffers(h, gs, gm, beta, theta, surrogate, zero_reset, detach_rese
         sigma = surrogate.grad(xth)
         if spike is not None:
             torch.ge(xth, 0, out=spike)
+            if alive is not None:
+                spike.mul_(alive[t])
+        if alive is not None:
+            sigma = sigma * alive[t]
         gst = None if gs is None else gs[t]
         gv = None if t == last else torch.mul(g[t + 1], beta)  # gv_t = dL/dv_t
         # gs_total = gs_t + b_t * gv_t
@@ -130,14 +153,18 @@ def _backward_buffers(h, gs, gm, beta, theta, surrogate, zero_reset, detach_rese
         if need_beta and t > 0:
             hp = h[t - 1]  # v_{t-1} = reset(h_{t-1}, s_{t-1}), rebuilt as the forward computed it
             sp = hp.ge(theta).to(h.dtype)
+            if alive is not None:
+                sp.mul_(alive[t - 1])
             vp = torch.addcmul(hp, hp, sp, value=-1) if zero_reset else hp - sp * theta
             acc_beta.addcmul_(gt, vp)
     return g, acc_beta, acc_theta
 
 
-def _backward_functional(h, gs, gm, beta, theta, surrogate, zero_reset, detach_reset, need_beta, need_theta):
+def _backward_functional(h, gs, gm, beta, theta, surrogate, zero_reset, detach_reset, fire_once, need_beta,
+                         need_theta):
     """The same backward without in-place writes, for torch.compile."""
     zero = torch.zeros_like(h[0])
+    alive = _alive_mask(h, theta) if fire_once else None
     gs = [zero] * h.shape[0] if gs is None else gs
     grads = []
     acc_beta = acc_theta = zero
@@ -146,6 +173,8 @@ def _backward_functional(h, gs, gm, beta, theta, surrogate, zero_reset, detach_r
         ht = h[t]
         sigma = surrogate.grad(ht - theta)
         spike = (ht >= theta).to(h.dtype)
+        if alive is not None:
+            sigma, spike = sigma * alive[t], spike * alive[t]
         gv = zero if g_next is None else g_next * beta
         if detach_reset:
             gs_total = gs[t]
@@ -159,7 +188,7 @@ def _backward_functional(h, gs, gm, beta, theta, surrogate, zero_reset, detach_r
             acc_theta = acc_theta + gs_total * sigma + (0.0 if zero_reset else gv * spike)
         if need_beta and t > 0:
             hp = h[t - 1]
-            sp = (hp >= theta).to(h.dtype)
+            sp = (hp >= theta).to(h.dtype) if alive is None else (hp >= theta).to(h.dtype) * alive[t - 1]
             acc_beta = acc_beta + g * (hp - hp * sp if zero_reset else hp - sp * theta)
         grads.append(g)
         g_next = g
@@ -174,13 +203,13 @@ def _functional_path() -> bool:
 
 class _LIFScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, beta, theta, surrogate: Surrogate, zero_reset: bool, detach_reset: bool):
+    def forward(ctx, x, beta, theta, surrogate: Surrogate, zero_reset: bool, detach_reset: bool, fire_once: bool):
         # The reference's dtype: that of beta * v + x and h - theta, with v of x's dtype.
         dtype = (x[:1, :1] * beta + x[:1, :1] - theta).dtype
         forward = _forward_functional if _functional_path() else _forward_buffers
-        s, h = forward(x, beta, theta, zero_reset, dtype)
+        s, h = forward(x, beta, theta, zero_reset, fire_once, dtype)
         ctx.set_materialize_grads(False)
-        ctx.surrogate, ctx.zero_reset, ctx.detach_reset = surrogate, zero_reset, detach_reset
+        ctx.surrogate, ctx.zero_reset, ctx.detach_reset, ctx.fire_once = surrogate, zero_reset, detach_reset, fire_once
         ctx.beta = None if isinstance(beta, torch.Tensor) else beta
         ctx.theta = None if isinstance(theta, torch.Tensor) else theta
         ctx.x_dtype = x.dtype
@@ -190,7 +219,7 @@ class _LIFScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gs, gm):
         if gs is None and gm is None:
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         saved = list(ctx.saved_tensors)
         h = saved.pop(0)
         beta = saved.pop(0) if ctx.beta is None else ctx.beta
@@ -198,12 +227,13 @@ class _LIFScan(torch.autograd.Function):
         need_x, need_beta, need_theta = ctx.needs_input_grad[:3]
         backward = _backward_functional if _functional_path() else _backward_buffers
         g, acc_beta, acc_theta = backward(
-            h, gs, gm, beta, theta, ctx.surrogate, ctx.zero_reset, ctx.detach_reset, need_beta, need_theta
+            h, gs, gm, beta, theta, ctx.surrogate, ctx.zero_reset, ctx.detach_reset, ctx.fire_once, need_beta,
+            need_theta,
         )
         grad_x = g.to(ctx.x_dtype) if need_x else None
         grad_beta = acc_beta.sum_to_size(beta.shape) if need_beta else None
         grad_theta = acc_theta.neg().sum_to_size(theta.shape) if need_theta else None
-        return grad_x, grad_beta, grad_theta, None, None, None
+        return grad_x, grad_beta, grad_theta, None, None, None, None
 
 
 def lif_scan(
@@ -213,12 +243,15 @@ def lif_scan(
     surrogate: Surrogate,
     reset: str = "subtract",
     detach_reset: bool = False,
+    fire_once: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Spikes and charged membranes ``(s, h)``, both ``[T, B, ...]``, of a LIF layer driven by ``x[T, B, ...]``.
 
     Same result as the step-by-step reference (bitwise forward; gradients up to rounding), with one autograd
     node for the whole sequence. ``beta``/``theta`` are floats or tensors broadcasting against ``x[t]``.
+    ``fire_once=True`` is the time-to-first-spike neuron (``FireOnceLIF``): ``s_t = H(h_t - theta) * alive_t``
+    with ``alive_t = 1 - sum_{tau < t} sg(s_tau)``.
     """
     if reset not in ("subtract", "zero"):
         raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
-    return _LIFScan.apply(x, beta, theta, surrogate, reset == "zero", bool(detach_reset))
+    return _LIFScan.apply(x, beta, theta, surrogate, reset == "zero", bool(detach_reset), bool(fire_once))

@@ -257,6 +257,11 @@ class FireOnceLIF(SpikingNeuron):
         super().__init__(tau=tau, reset=reset, **kwargs)
 
     def _scan(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The fused scan with a fire-once mask; same result as _scan_reference.
+        return lif_scan(x, self.beta, self.threshold, self.surrogate, self.reset, self.detach_reset, fire_once=True)
+
+    def _scan_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step-by-step autograd version of :meth:`_scan`: the definition the fused scan is tested against."""
         beta, theta = self.beta, self.threshold
         v = torch.zeros_like(x[0])
         fired = torch.zeros_like(x[0])
