@@ -1,0 +1,193 @@
+"""MNIST accuracy and energy table: the five architectures under one protocol, and the energy blog's pair.
+
+Every run trains through the same LightningCLI as ``lightning fit`` (the model's recipe, plus
+``recipes/protocol.yaml`` for the five architectures), picks the best epoch on the validation split
+(``val/acc``, 5,000 images held out of the 60,000 training images), tests that checkpoint once on the test set
+and measures it with :class:`lit_snn.callbacks.SNNMetricsCallback`. Runs are kept under ``--runs`` (one JSON per
+model and seed), so an interrupted table resumes where it stopped; ``--report-only`` rebuilds the tables from them.
+
+::
+
+    python benchmarks/accuracy.py                                   # the full table: 7 models x 3 seeds (hours on CPU)
+    python benchmarks/accuracy.py --max-epochs 1 --seeds 0          # a quick, clearly labelled short protocol
+    python benchmarks/accuracy.py --report-only                     # tables from the runs kept so far
+
+Results: ``benchmarks/results/accuracy_<protocol>.md`` and ``.json`` (``<protocol>`` is ``full`` or ``e<N>`` for
+``--max-epochs N``, with ``_custom`` appended when further overrides are given after ``--``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+FIVE = ("baseline_lif", "dasnn", "spiking_kan", "nexus", "apex")
+BLOG = ("ann_mlp", "snn_mlp")
+MODELS = FIVE + BLOG
+
+# What each source published (MNIST test accuracy, %), to set beside our measurement.
+PUBLISHED_ACC = {
+    "baseline_lif": (98.53, "benchmark README (max over epochs on the test set, 1 seed)"),
+    "dasnn": (98.54, "benchmark README"),
+    "spiking_kan": (98.60, "benchmark README"),
+    "nexus": (99.09, "benchmark README"),
+    "apex": (99.21, "benchmark README"),
+    "ann_mlp": (97.92, "energy blog (10 epochs, final epoch)"),
+    "snn_mlp": (97.45, "energy blog (10 epochs, final epoch)"),
+}
+
+# Figures picked out of the test metrics for the table: (column title, metric key, scale, format)
+COLUMNS = [
+    ("test acc %", "test/acc", 100.0, "{:.2f}"),
+    ("val acc % (best)", "val_acc_best", 100.0, "{:.2f}"),
+    ("spike rate", "test/spike_rate", 1.0, "{:.4f}"),
+    ("spikes/sample", "test/spikes_per_sample", 1.0, "{:.0f}"),
+    ("ACs/sample", "test/synops/effective_acs", 1.0, "{:.3g}"),
+    ("MACs/sample", "test/synops/effective_macs", 1.0, "{:.3g}"),
+    ("dense ops", "test/synops/dense", 1.0, "{:.3g}"),
+    ("dead neurons", "test/dead_neuron_fraction", 1.0, "{:.3f}"),
+    ("E/E_ANN (fp32 45nm)", "test/energy/fp32_45nm/ratio", 1.0, "{:.3f}"),
+    ("E/E_QNN (typical neuromorphic)", "test/energy_movement/typical_neuromorphic/ratio", 1.0, "{:.3f}"),
+    ("break-even rate (typical)", "test/energy_movement/typical_neuromorphic/break_even_spike_rate", 1.0, "{:.4f}"),
+    ("train min", "train_minutes", 1.0, "{:.1f}"),
+]
+
+
+def run_one(model: str, seed: int, run_dir: Path, max_epochs: int | None, extra: list[str]) -> dict:
+    """Train ``model`` with ``seed``, test its best-on-validation checkpoint, return every logged test figure."""
+    from lit_snn.callbacks import SNNMetricsCallback
+
+    from lit_snn.cli import build_cli
+
+    args = ["--config", str(ROOT / "recipes" / f"{model}.yaml")]
+    if model in FIVE:
+        args += ["--config", str(ROOT / "recipes" / "protocol.yaml")]
+    args += [
+        "--seed_everything", str(seed),
+        "--trainer.default_root_dir", str(run_dir),
+        # a local CSV log instead of the recipes' W&B run: the table is the output here
+        "--trainer.logger", json.dumps(
+            {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(run_dir)}}
+        ),
+        "--trainer.enable_progress_bar", "false",
+    ]
+    if max_epochs is not None:
+        args += ["--trainer.max_epochs", str(max_epochs)]
+    args += extra
+    cli = build_cli(args=args, run=False)
+    trainer = cli.trainer
+    if not any(isinstance(c, SNNMetricsCallback) for c in trainer.callbacks):
+        trainer.callbacks.append(SNNMetricsCallback(stages=("test",)))
+    start = time.perf_counter()
+    trainer.fit(cli.model, datamodule=cli.datamodule)
+    minutes = (time.perf_counter() - start) / 60
+    best = trainer.checkpoint_callback
+    (metrics,) = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
+    out = {k: float(v) for k, v in metrics.items()}
+    out.update(
+        val_acc_best=float(best.best_model_score),
+        best_checkpoint=os.path.relpath(best.best_model_path, ROOT),
+        epochs=trainer.current_epoch,
+        train_minutes=minutes,
+        seed=seed,
+        model=model,
+        device=str(next(cli.model.parameters()).device),
+        torch=torch.__version__,
+        machine=f"{platform.machine()} {os.cpu_count()} cpus",
+    )
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+    return m, s
+
+
+def report(runs: dict[str, list[dict]], protocol: str, command: str) -> str:
+    lines = [
+        f"# MNIST accuracy and energy ({protocol})",
+        "",
+        f"Produced by `{command}` (runs kept in `benchmarks/runs/accuracy_{protocol}/`).",
+        "Model chosen on the validation split (best `val/acc`), tested once; mean ± std over seeds (n = seeds).",
+        "The five architectures share `recipes/protocol.yaml`; the blog's pair uses its own recipe settings.",
+        "",
+        "| model | n | " + " | ".join(c[0] for c in COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
+    ]
+    for model in MODELS:
+        rs = runs.get(model, [])
+        if not rs:
+            continue
+        cells = []
+        for _, key, scale, fmt in COLUMNS:
+            vals = [r[key] * scale for r in rs if key in r]
+            if not vals:
+                cells.append("n/a")
+                continue
+            m, s = mean_std(vals)
+            cells.append(fmt.format(m) + ("" if math.isnan(s) else " ± " + fmt.format(s)))
+        lines.append(f"| {model} | {len(rs)} | " + " | ".join(cells) + " |")
+    lines += ["", "## Published claims beside our measurement", "",
+              "| model | published test acc % | source | ours (test acc %, mean over seeds) |", "|---|---|---|---|"]
+    for model in MODELS:
+        pub, source = PUBLISHED_ACC[model]
+        rs = runs.get(model, [])
+        ours = f"{mean_std([r['test/acc'] * 100 for r in rs])[0]:.2f}" if rs else "not run"
+        lines.append(f"| {model} | {pub:.2f} | {source} | {ours} |")
+    blog = {m: runs.get(m, []) for m in BLOG}
+    if all(blog.values()):
+        key = "test/energy/fp32_45nm/ratio"
+        ratio = mean_std([r[key] for r in blog["snn_mlp"] if key in r])[0] if key in blog["snn_mlp"][0] else None
+        if ratio is not None:
+            lines += ["", f"Energy blog: \"51.7% less energy\" (E_SNN/E_ANN = 0.483 with a 5x AC/MAC factor). Ours for "
+                      f"snn_mlp, counting each layer's real input events (first layer: analog MACs): E_SNN/E_ANN = "
+                      f"{ratio:.3f} under Horowitz 45 nm fp32 (AC 0.9 pJ, MAC 4.6 pJ)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--max-epochs", type=int, default=None, help="shorten every run (labels the table e<N>)")
+    p.add_argument("--report-only", action="store_true", help="rebuild the tables from the kept runs")
+    p.add_argument("extra", nargs="*", help="further CLI overrides for every run, after --")
+    a = p.parse_args(argv)
+    shared = ROOT.parent / "shared" / "data"
+    if "LIT_SNN_DATA_DIR" not in os.environ and (shared / "mnist").is_dir():
+        os.environ["LIT_SNN_DATA_DIR"] = str(shared)
+    protocol = "full" if a.max_epochs is None else f"e{a.max_epochs}"
+    if a.extra:  # overrides change the protocol: keep such runs and tables apart
+        protocol += "_custom"
+    runs_dir = ROOT / "benchmarks" / "runs" / f"accuracy_{protocol}"
+    runs: dict[str, list[dict]] = {}
+    for model in a.models:
+        for seed in a.seeds:
+            path = runs_dir / model / f"seed{seed}.json"
+            if not path.is_file() and not a.report_only:
+                print(f"[accuracy] {model} seed {seed}: training ({protocol})", flush=True)
+                result = run_one(model, seed, runs_dir / model / f"seed{seed}", a.max_epochs, a.extra)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(result, indent=1, sort_keys=True))
+            if path.is_file():
+                runs.setdefault(model, []).append(json.loads(path.read_text()))
+    command = "python benchmarks/accuracy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"accuracy_{protocol}.md").write_text(report(runs, protocol, command.strip()))
+    (RESULTS / f"accuracy_{protocol}.json").write_text(json.dumps(runs, indent=1, sort_keys=True))
+    print((RESULTS / f"accuracy_{protocol}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
