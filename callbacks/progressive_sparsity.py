@@ -28,6 +28,10 @@ becomes ``p_orig`` (the trained parameter) and a ``p_mask`` buffer, so the masks
 ``state_dict`` and in every checkpoint. The callback installs all-ones masks in :meth:`setup` (every stage), i.e.
 before Lightning loads a checkpoint, so ``trainer.fit/validate/test(model, ckpt_path=...)`` loads pruned
 checkpoints into a fresh model; outside a Trainer use :func:`restore_pruning` before ``load_state_dict``.
+
+Lightning's ``ModelPruning`` does not fit this job: it decides per parameter tensor (a neuron's rows in several
+tensors need one decision), has no learned-importance criterion and, by default, saves checkpoints with the pruning
+made permanent, which drops the masks that a resumed run needs.
 """
 
 from __future__ import annotations
