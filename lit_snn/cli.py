@@ -32,9 +32,15 @@ import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 
 from lit_snn.module import SpikingClassifier
+
+
+@rank_zero_only
+def _say(message: str) -> None:
+    """Print a one-line status message (on rank 0 only)."""
+    print(message, flush=True)
 
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 CHECKPOINT_DEFAULTS = {
@@ -100,7 +106,7 @@ class LitSNNCLI(LightningCLI):
         dirpath = self.config_init[subcommand]["checkpoint"].dirpath
         path = best_checkpoint(dirpath)
         kwargs["ckpt_path"] = str(path)
-        rank_zero_info(f"{subcommand}: using the best checkpoint (on val/acc) of the last fit: {path}")
+        _say(f"{subcommand}: using the best checkpoint (on val/acc) of the last fit: {path}")
 
     def before_validate(self) -> None:
         self._resolve_best("validate")

@@ -30,9 +30,15 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 
 from lit_snn._optional import require
+
+
+@rank_zero_only
+def _say(message: str) -> None:
+    """Print a one-line status message (on rank 0 only)."""
+    print(message, flush=True)
 
 MODES = ("auto", "online", "offline", "disabled")
 _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
@@ -125,7 +131,7 @@ class WandbLogger(_LightningWandbLogger):
         )
         if self._wandb_init.get("anonymous") is None:  # wandb 0.2x+ warns about the key even when it is None
             self._wandb_init.pop("anonymous", None)
-        rank_zero_info(f"W&B: {self.mode} run ({self.mode_reason})")
+        _say(f"W&B: {self.mode} run ({self.mode_reason})")
         self._announced = False
 
     @property
@@ -134,7 +140,7 @@ class WandbLogger(_LightningWandbLogger):
         if not self._announced and self.mode == "offline" and getattr(run, "dir", None):
             self._announced = True
             run_dir = Path(run.dir).parent
-            rank_zero_info(f"W&B: offline run in {run_dir}; upload it later with: wandb sync {run_dir}")
+            _say(f"W&B: offline run in {run_dir}; upload it later with: wandb sync {run_dir}")
         return run
 
 
