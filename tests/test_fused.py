@@ -1,6 +1,7 @@
-"""The fused LIF scan (lit_snn.neurons._fused) against the step-by-step reference ``LIF._scan_reference``.
+"""The fused scans (lit_snn.neurons._fused) against the step-by-step references ``*._scan_reference``.
 
-The reference builds its gradient with autograd, step by step; the fused scan has a hand-written backward.
+For LIF/IF, FireOnceLIF (ttfs) and AdaptiveLIF (alif): the reference builds its gradient with autograd, step by
+step; the fused scan has a hand-written backward.
 Spikes and membranes must be bitwise equal, gradients (input, learnable tau and threshold) equal up to
 rounding: 1e-12 in float64 and 1e-6 in float32.
 """
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 import lit_snn.neurons._fused as fused
-from lit_snn.neurons import IF, LIF, SURROGATES, FireOnceLIF
+from lit_snn.neurons import IF, LIF, SURROGATES, AdaptiveLIF, FireOnceLIF
 from lit_snn.neurons._fused import lif_scan
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
@@ -106,9 +107,25 @@ def test_fire_once_matches_reference(path, dtype, reset, detach_reset, surrogate
         assert ((n._scan_reference(x)[1] >= n.threshold).sum(0) > 1).any()
 
 
+@pytest.mark.parametrize(
+    "dtype,reset,detach_reset,surrogate,learn",
+    list(itertools.product([torch.float32, torch.float64], ["subtract", "zero"], [False, True], ["sigmoid"],
+                           [False, True])),
+)
+def test_adaptive_matches_reference(path, dtype, reset, detach_reset, surrogate, learn):
+    """AdaptiveLIF (alif): the threshold follows the spike trace, whose gradient flows back through time."""
+    torch.manual_seed(0)
+    n = AdaptiveLIF(tau=3.0, threshold=0.7, adapt=0.5, tau_adapt=5.0, reset=reset, detach_reset=detach_reset,
+                    surrogate=surrogate, learn_tau=learn, learn_threshold=learn, size=5 if learn else None).to(dtype)
+    x = torch.randn(8, 4, 5, dtype=dtype) * 0.8 + 0.5
+    s = _compare(n, x)
+    assert 0 < s.mean() < 1
+
+
 def test_single_step(path):
     """T = 1: no recurrence at all."""
-    for neuron in (LIF(tau=2.0, learn_tau=True, learn_threshold=True), FireOnceLIF(learn_tau=True)):
+    for neuron in (LIF(tau=2.0, learn_tau=True, learn_threshold=True), FireOnceLIF(learn_tau=True),
+                   AdaptiveLIF(learn_threshold=True)):
         _compare(neuron, torch.randn(1, 3, 2) + 0.8)
 
 

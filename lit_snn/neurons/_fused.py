@@ -4,8 +4,13 @@ The step-by-step reference (``LIF._scan_reference`` in :mod:`lit_snn.neurons.bas
 nodes per time step and keeps their inputs alive. :func:`lif_scan` runs the same arithmetic without recording
 a graph and stores only the charged membrane ``h`` (one ``[T, B, ...]`` tensor; the spikes are recomputed from
 it as ``h >= theta``, which is bit-exact). The forward uses the reference's operations in the reference's
-order, so spikes and membranes are bitwise identical; the backward solves the adjoint recurrence below with
-one fused multiply-add per step and does everything else on whole ``[T, B, ...]`` tensors.
+order, so spikes and membranes are bitwise identical; the backward solves the adjoint recurrence below one
+step at a time (a handful of ``[B, ...]`` operations per step, which stay in cache). Eager mode writes into
+preallocated buffers; under ``torch.compile`` an equivalent allocation-per-step version is traced instead
+(in-place writes into slices would be copied by functionalisation), which inductor fuses.
+
+:func:`alif_scan` does the same for the adaptive-threshold neuron (``AdaptiveLIF``), storing ``h`` and the
+per-step threshold.
 
 Forward, for t = 1..T with ``v_0 = 0``::
 
@@ -87,11 +92,18 @@ def _forward_functional(x, beta, theta, zero_reset: bool, fire_once: bool, dtype
     return torch.stack(ss), torch.stack(hs)
 
 
-def _alive_mask(h: torch.Tensor, theta) -> torch.Tensor:
-    """Fire-once neurons: ``alive_t = 1 - OR_{tau < t} [h_tau >= theta]`` (1 until the neuron's first spike)."""
-    fired = torch.cummax((h[:-1] >= theta).to(torch.uint8), dim=0).values
-    alive = torch.ones_like(h)
-    alive[1:].sub_(fired)
+def _alive_mask(h: torch.Tensor, theta, functional: bool = False) -> torch.Tensor:
+    """Fire-once neurons: ``alive_t = prod_{tau < t} [h_tau < theta]`` (1 until the neuron's first spike)."""
+    if functional:
+        alive = [torch.ones_like(h[0])]
+        for t in range(1, h.shape[0]):
+            alive.append(alive[-1] * (h[t - 1] < theta).to(h.dtype))
+        return torch.stack(alive)
+    alive = torch.empty_like(h)  # a step loop: torch.cummax is ~50x slower on CPU
+    alive[0].fill_(1)
+    for t in range(1, h.shape[0]):
+        torch.lt(h[t - 1], theta, out=alive[t])
+        alive[t].mul_(alive[t - 1])
     return alive
 
 
@@ -164,7 +176,7 @@ def _backward_functional(h, gs, gm, beta, theta, surrogate, zero_reset, detach_r
                          need_theta):
     """The same backward without in-place writes, for torch.compile."""
     zero = torch.zeros_like(h[0])
-    alive = _alive_mask(h, theta) if fire_once else None
+    alive = _alive_mask(h, theta, functional=True) if fire_once else None
     gs = [zero] * h.shape[0] if gs is None else gs
     grads = []
     acc_beta = acc_theta = zero
@@ -255,3 +267,181 @@ def lif_scan(
     if reset not in ("subtract", "zero"):
         raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
     return _LIFScan.apply(x, beta, theta, surrogate, reset == "zero", bool(detach_reset), bool(fire_once))
+
+
+# -- adaptive threshold ---------------------------------------------------------------------------------------
+# Forward (AdaptiveLIF), a_0 = 0:  theta_t = threshold + adapt * a_{t-1};  h_t = beta * v_{t-1} + x_t;
+#   s_t = H(h_t - theta_t);  v_t = reset(h_t, s_t, theta_t);  a_t = rho * a_{t-1} + (1 - rho) * s_t.
+# Backward, with gv_t = beta * g_{t+1} and ga_t = dL/da_t (both 0 at t = T-1), sigma_t = grad(h_t - theta_t):
+#   gs_total_t = gs_t + b_t * gv_t + (1 - rho) * ga_t          (the trace sees the spike without detach)
+#   g_t        = gm_t + gs_total_t * sigma_t + a_t * gv_t         (a_t, b_t as for the LIF, with theta_t)
+#   gth_t      = -gs_total_t * sigma_t - gv_t * s_t * (reset == "subtract")       (= dL/dtheta_t)
+#   ga_{t-1}   = rho * ga_t + adapt * gth_t;   dL/dthreshold = sum_t gth_t;   dL/dbeta = sum_t g_t * v_{t-1}
+
+
+def _alif_forward_buffers(x, beta, threshold, adapt, rho, zero_reset, dtype):
+    h = torch.empty(x.shape, dtype=dtype, device=x.device)
+    s, th = torch.empty_like(h), torch.empty_like(h)
+    v, a = torch.empty_like(h[0]), torch.zeros_like(h[0])
+    for t in range(x.shape[0]):
+        ht, st, tht = h[t], s[t], th[t]
+        if t == 0:
+            ht.copy_(x[0])
+            tht.copy_(threshold + adapt * a)
+        else:
+            torch.mul(v, beta, out=ht)
+            ht.add_(x[t])
+            torch.mul(a, adapt, out=tht)
+            tht.add_(threshold)
+        torch.ge(ht, tht, out=st)
+        if zero_reset:
+            torch.addcmul(ht, ht, st, value=-1, out=v)
+        else:
+            torch.addcmul(ht, st, tht, value=-1, out=v)
+        a.mul_(rho).add_(st, alpha=1 - rho)  # (1 - rho) * s is exact, so one rounding as in the reference
+    return s, h, th
+
+
+def _alif_forward_functional(x, beta, threshold, adapt, rho, zero_reset, dtype):
+    hs, ss, ths = [], [], []
+    v, a = None, torch.zeros_like(x[0], dtype=dtype)
+    for t in range(x.shape[0]):
+        theta = threshold + adapt * a
+        h = x[0].to(dtype) if v is None else beta * v + x[t]
+        s = (h >= theta).to(dtype)
+        v = h - h * s if zero_reset else h - s * theta
+        a = rho * a + (1 - rho) * s
+        hs.append(h)
+        ss.append(s)
+        ths.append(theta.expand_as(h))
+    return torch.stack(ss), torch.stack(hs), torch.stack(ths)
+
+
+def _alif_backward_buffers(h, th, gs, gm, beta, adapt, rho, surrogate, zero_reset, detach_reset, need_beta):
+    """Eager backward of :func:`alif_scan`, in place on a few ``[B, ...]`` work buffers.
+
+    Returns ``(dL/dh [T, B, ...], sum_t g_t v_{t-1} [B, ...] or None, sum_t dL/dtheta_t [B, ...])``.
+    """
+    last = h.shape[0] - 1
+    g = torch.empty_like(h)
+    xth, spike, gv, gsum, ga, acc_th = (torch.zeros_like(h[0]) for _ in range(6))
+    acc_beta = torch.zeros_like(h[0]) if need_beta else None
+    for t in range(last, -1, -1):
+        ht, tht, gt = h[t], th[t], g[t]
+        torch.sub(ht, tht, out=xth)
+        sigma = surrogate.grad(xth)
+        torch.ge(xth, 0, out=spike)
+        if t == last:
+            gv.zero_()
+        else:
+            torch.mul(g[t + 1], beta, out=gv)
+        # gs_total_t = gs_t + b_t * gv_t + (1 - rho) * ga_t   (in gsum)
+        if gs is None:
+            gsum.zero_()
+        else:
+            gsum.copy_(gs[t])
+        if not detach_reset:
+            gsum.addcmul_(ht if zero_reset else tht, gv, value=-1)
+        gsum.add_(ga, alpha=1 - rho)
+        # g_t = gs_total_t * sigma_t + a_t * gv_t + gm_t
+        torch.mul(gsum, sigma, out=gt)
+        gt.add_(gv)
+        if zero_reset:
+            gt.addcmul_(gv, spike, value=-1)
+        if gm is not None:
+            gt.add_(gm[t])
+        # -dL/dtheta_t = gs_total_t * sigma_t (+ gv_t * s_t for subtract), in gsum
+        gsum.mul_(sigma)
+        if not zero_reset:
+            gsum.addcmul_(gv, spike)
+        acc_th.sub_(gsum)
+        ga.mul_(rho).add_(gsum, alpha=-adapt)
+        if need_beta and t > 0:
+            hp, thp = h[t - 1], th[t - 1]
+            torch.ge(hp, thp, out=spike)  # s_{t-1}; v_{t-1} = reset(h_{t-1}, s_{t-1}, theta_{t-1})
+            vp = torch.addcmul(hp, hp, spike, value=-1) if zero_reset else torch.addcmul(hp, spike, thp, value=-1)
+            acc_beta.addcmul_(gt, vp)
+    return g, acc_beta, acc_th
+
+
+def _alif_backward_functional(h, th, gs, gm, beta, adapt, rho, surrogate, zero_reset, detach_reset, need_beta):
+    """The same backward without in-place writes, for torch.compile."""
+    zero = torch.zeros_like(h[0])
+    grads = []
+    acc_beta, acc_th, ga = zero, zero, zero
+    g_next = None
+    for t in range(h.shape[0] - 1, -1, -1):
+        ht, tht = h[t], th[t]
+        sigma = surrogate.grad(ht - tht)
+        spike = (ht >= tht).to(h.dtype)
+        gv = zero if g_next is None else g_next * beta
+        gs_total = zero if gs is None else gs[t]
+        if not detach_reset:
+            gs_total = gs_total - (ht if zero_reset else tht) * gv
+        gs_total = gs_total + (1 - rho) * ga
+        gt = gs_total * sigma + (gv - gv * spike if zero_reset else gv)
+        if gm is not None:
+            gt = gt + gm[t]
+        gth = gs_total * sigma if zero_reset else gs_total * sigma + gv * spike  # -dL/dtheta_t
+        acc_th = acc_th - gth
+        ga = rho * ga - adapt * gth
+        if need_beta and t > 0:
+            hp, thp = h[t - 1], th[t - 1]
+            sp = (hp >= thp).to(h.dtype)
+            acc_beta = acc_beta + gt * (hp - hp * sp if zero_reset else hp - sp * thp)
+        grads.append(gt)
+        g_next = gt
+    grads.reverse()
+    return torch.stack(grads), (acc_beta if need_beta else None), acc_th
+
+
+class _ALIFScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, beta, threshold, adapt, rho, surrogate, zero_reset, detach_reset):
+        dtype = (x[:1, :1] * beta + x[:1, :1] - threshold).dtype
+        forward = _alif_forward_functional if _functional_path() else _alif_forward_buffers
+        s, h, th = forward(x, beta, threshold, adapt, rho, zero_reset, dtype)
+        ctx.set_materialize_grads(False)
+        ctx.args = (adapt, rho, surrogate, zero_reset, detach_reset)
+        ctx.beta = None if isinstance(beta, torch.Tensor) else beta
+        ctx.threshold_shape = threshold.shape if isinstance(threshold, torch.Tensor) else None
+        ctx.x_dtype = x.dtype
+        ctx.save_for_backward(h, th, *([beta] if isinstance(beta, torch.Tensor) else []))
+        return s, h
+
+    @staticmethod
+    def backward(ctx, gs, gm):
+        nones = (None,) * 5
+        if gs is None and gm is None:
+            return (None, None, None) + nones
+        h, th, *rest = ctx.saved_tensors
+        beta = rest[0] if ctx.beta is None else ctx.beta
+        adapt, rho, surrogate, zero_reset, detach_reset = ctx.args
+        need_x, need_beta, need_threshold = ctx.needs_input_grad[:3]
+        backward = _alif_backward_functional if _functional_path() else _alif_backward_buffers
+        g, acc_beta, acc_th = backward(h, th, gs, gm, beta, adapt, rho, surrogate, zero_reset, detach_reset, need_beta)
+        grad_x = g.to(ctx.x_dtype) if need_x else None
+        grad_beta = acc_beta.sum_to_size(beta.shape) if need_beta else None
+        grad_threshold = acc_th.sum_to_size(ctx.threshold_shape) if need_threshold else None
+        return (grad_x, grad_beta, grad_threshold) + nones
+
+
+def alif_scan(
+    x: torch.Tensor,
+    beta: torch.Tensor | float,
+    threshold: torch.Tensor | float,
+    adapt: float,
+    rho: float,
+    surrogate: Surrogate,
+    reset: str = "subtract",
+    detach_reset: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and charged membranes ``(s, h)`` of an adaptive-threshold LIF layer (``AdaptiveLIF``), fused.
+
+    ``theta_t = threshold + adapt * a_{t-1}`` with the trace ``a_t = rho * a_{t-1} + (1 - rho) * s_t``; otherwise
+    as :func:`lif_scan`. Stores ``h`` and ``theta_t`` (two ``[T, B, ...]`` tensors) for the backward.
+    """
+    if reset not in ("subtract", "zero"):
+        raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+    return _ALIFScan.apply(x, beta, threshold, float(adapt), float(rho), surrogate, reset == "zero",
+                           bool(detach_reset))

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._fused import lif_scan
+from ._fused import alif_scan, lif_scan
 from .surrogate import Surrogate, get_surrogate
 
 RESETS = ("subtract", "zero")
@@ -223,6 +223,12 @@ class AdaptiveLIF(SpikingNeuron):
         return f"{super().extra_repr()}, adapt={self.adapt}, tau_adapt={self.tau_adapt}"
 
     def _scan(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The fused adaptive-threshold scan; same result as _scan_reference.
+        return alif_scan(x, self.beta, self.threshold, self.adapt, self.rho, self.surrogate, self.reset,
+                         self.detach_reset)
+
+    def _scan_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step-by-step autograd version of :meth:`_scan`: the definition the fused scan is tested against."""
         beta, rho = self.beta, self.rho
         v = torch.zeros_like(x[0])
         a = torch.zeros_like(x[0])
