@@ -185,6 +185,15 @@ def test_models_hold_no_state_between_calls(mnist16):
         assert not any("mem" in k or k.endswith(".v") for k in model.state_dict()), name
 
 
+@pytest.mark.parametrize("name", SNN_NAMES)
+def test_checkpoint_moves_between_backends(name):
+    """Only learnable hyper-parameters are in the state_dict, under the same names on every backend."""
+    state = small(name, "custom").state_dict()
+    for backend in ("snntorch", "spikingjelly"):
+        other = small(name, backend)
+        other.load_state_dict(state, strict=True)  # raises on missing or unexpected keys
+
+
 # -- bad input ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", SNN_NAMES + ANN_NAMES)
 def test_bad_input_raises_clear_errors(name, mnist16):
