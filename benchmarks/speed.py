@@ -283,9 +283,24 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
+def _dynamo_counts() -> tuple[int, int]:
+    """(unique graphs compiled, graph breaks) so far in this process, from dynamo's counters."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"]), int(sum(counters["graph_break"].values()))
+
+
+def _record_failure(results: dict, key: str, entry: dict, err: Exception) -> None:
+    entry["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+    entry["traceback_tail"] = traceback.format_exc().splitlines()[-6:]
+    results[key] = entry
+    print(f"{key}: FAILED {entry['error']}", flush=True)
+
+
 def run_group(num_steps: int, names: list[tuple[str, str]], args, batches, results: dict, save) -> None:
     device = torch.device(args.device)
     currents = input_currents(batches, device)
+    torch._dynamo.reset()  # fresh compile caches and recompile counts for every group
     runners: list[Runner] = []
     for name, mode in names:
         key = f"T={num_steps}/{name}/{mode}"
@@ -293,22 +308,31 @@ def run_group(num_steps: int, names: list[tuple[str, str]], args, batches, resul
         try:
             r = Runner(name, mode, device, currents if name.startswith("neuron/") else batches)
             entry["model"] = r.source
+            graphs, breaks = _dynamo_counts()
             t0 = time.perf_counter()
             r.step()  # compiles, for mode == compiled
             entry["first_step_s"] = time.perf_counter() - t0
-            for _ in range(args.warmup):
-                r.step()
+            if mode == "compiled":  # how much dynamo captured: a model that compiled nothing ran eager
+                entry["graphs_compiled"] = _dynamo_counts()[0] - graphs
+                entry["graph_breaks"] = _dynamo_counts()[1] - breaks
             runners.append(r)
             r.key, r.entry = key, entry
             print(f"{key}: ready (first step {entry['first_step_s']:.1f} s)", flush=True)
         except Exception as err:  # report the failure (e.g. compile), do not hide it
-            entry["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
-            entry["traceback_tail"] = traceback.format_exc().splitlines()[-6:]
-            results[key] = entry
+            _record_failure(results, key, entry, err)
             save()
-            print(f"{key}: FAILED {entry['error']}", flush=True)
+    # Warm up once every model exists: a guard invalidated by building the others recompiles here, not while timed.
+    for r in list(runners):
+        try:
+            for _ in range(args.warmup):
+                r.step()
+        except Exception as err:
+            runners.remove(r)
+            _record_failure(results, r.key, r.entry, err)
+            save()
     if not runners:
         return
+    graphs_before = _dynamo_counts()[0]
     load_before = os.getloadavg()
     for rnd in range(args.rounds):
         shift = rnd % len(runners)
@@ -316,13 +340,14 @@ def run_group(num_steps: int, names: list[tuple[str, str]], args, batches, resul
             for _ in range(args.iters):
                 r.times.append(r.step())
     load_after = os.getloadavg()
+    recompiled = _dynamo_counts()[0] - graphs_before
     for r in runners:
         q1, med, q3 = quartiles(r.times)
         r.entry.update(
             ms_per_step=med * 1e3, ms_q1=q1 * 1e3, ms_q3=q3 * 1e3, ms_min=min(r.times) * 1e3,
             steps_timed=len(r.times), threads=torch.get_num_threads(),
             samples_per_s=args.batch / med, loadavg_before=load_before, loadavg_after=load_after,
-            peers=[o.key for o in runners],
+            peers=[o.key for o in runners], graphs_compiled_while_timed=recompiled,
         )
         try:
             r.entry["peak_mem_mb"] = r.peak_memory() / 2**20
@@ -359,7 +384,8 @@ def report(results: dict, meta: dict) -> str:
     lines += [f"lit-* configurations use: {', '.join(sources) or 'n/a'}.", ""]
     for num_steps in sorted({e["T"] for e in results.values()}):
         lines += [f"## T = {num_steps}", "",
-                  "| config | mode | ms/step (IQR) | min ms | samples/s | x ANN | peak MB | first step s | load |",
+                  "| config | mode | ms/step (IQR) | min ms | samples/s | x floor | peak MB "
+                  "| first step s (graphs, breaks) | load |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for mode in MODES:
             for name in CONFIGS + NEURONS:
@@ -372,12 +398,15 @@ def report(results: dict, meta: dict) -> str:
                     lines.append(f"| {name} | {mode} | failed: {e['error'][:120]} | | | | | | |")
                     continue
                 ratio = f"{e['ms_per_step'] / floor:.2f}" if floor else ""
-                mem = f"{e['peak_mem_mb']:.0f}" if "peak_mem_mb" in e else "n/a"
+                mem = f"{e['peak_mem_mb']:.1f}" if "peak_mem_mb" in e else "n/a"
+                first = f"{e['first_step_s']:.1f}"
+                if "graphs_compiled" in e:
+                    first += f" ({e['graphs_compiled']} graphs, {e['graph_breaks']} breaks)"
                 load = f"{e['loadavg_before'][0]:.1f} -> {e['loadavg_after'][0]:.1f}"
                 lines.append(
                     f"| {name} | {mode} | {e['ms_per_step']:.1f} ({e['ms_q1']:.1f}-{e['ms_q3']:.1f}) | "
                     f"{e['ms_min']:.1f} | "
-                    f"{e['samples_per_s']:.0f} | {ratio} | {mem} | {e['first_step_s']:.1f} | {load} |")
+                    f"{e['samples_per_s']:.0f} | {ratio} | {mem} | {first} | {load} |")
         lines += ["", "Goals for the custom backend (ratio of median times; met?):", ""]
         for level, (goals, (mem_a, mem_b)) in GOALS.items():
             for mode in MODES:
@@ -449,6 +478,10 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    # Several models share code objects (the lit layers, snn.Leaky, ...); dynamo's default limit of 8 recompiles
+    # per code object would silently run later configurations eager.
+    torch._dynamo.config.recompile_limit = 256
+    torch._dynamo.config.accumulated_recompile_limit = 4096
 
     json_path = args.out.with_suffix(".json")
     stored = json.loads(json_path.read_text()) if json_path.exists() else {}
