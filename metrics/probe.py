@@ -244,7 +244,10 @@ class SNNProbe:
             if t.shape is not None and t.shape != shape:
                 raise ValueError(f"neuron {name!r} changed its shape from {t.shape} to {shape} within one batch")
             with torch.no_grad():
-                counts = (out.detach() != 0).reshape(-1, math.prod(shape)).sum(0)
+                # float32 sums are exact below 2**24 rows per call; the per-neuron totals are int64
+                out = out.detach()
+                spikes = torch.ne(out, 0, out=torch.empty(out.shape, dtype=torch.float32, device=out.device))
+                counts = spikes.view(-1, math.prod(shape)).sum(0).long()
             t.counts = counts if t.counts is None else t.counts + counts
             t.outputs += out.numel()
             t.shape = shape

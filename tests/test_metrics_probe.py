@@ -240,6 +240,28 @@ def test_layer_ops_time_first_equals_per_step_calls():
     assert whole.effective_acs.item() + whole.effective_macs.item() == brute.sum().item()
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_layer_ops_in_other_dtypes(dtype):
+    fc = nn.Linear(6, 4)
+    with torch.no_grad():
+        fc.weight[:, 0] = 0.0
+    x = (torch.rand(3, 5, 6) > 0.5).float()
+    x[1, 0, 2] = 0.5
+    ref = layer_synaptic_operations(fc, x, 5)
+    got = layer_synaptic_operations(fc.to(dtype), x.to(dtype), 5)
+    assert (got.effective_acs.item(), got.effective_macs.item(), got.dense) == (
+        ref.effective_acs.item(), ref.effective_macs.item(), ref.dense)
+    assert ref.effective_macs.item() > 0
+
+
+def test_large_linear_counts_stay_exact():
+    fc = nn.Linear(5000, 4000, bias=False)  # in*out > 2**24: float64 pass
+    x = torch.ones(1, 5000)
+    ops = layer_synaptic_operations(fc, x, 1)
+    assert ops.effective_acs.item() == int((fc.weight != 0).sum())  # ~2e7, one init weight may be exactly 0
+    assert ops.dense == 5000 * 4000
+
+
 # -- misuse raises -----------------------------------------------------------------------------------------------------
 
 
