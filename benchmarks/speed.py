@@ -375,11 +375,28 @@ GOALS = {  # level -> (label, numerator config, denominator config, bound, kind)
 
 def report(results: dict, meta: dict) -> str:
     lines = ["# Training throughput: Baseline LIF (784-512-256-10), batch 128", ""]
-    lines += [f"Produced by `{meta['command']}` on {meta['device_name']} ({meta['torch']}, {meta['threads']} torch "
-              f"threads). Times are the median training step (forward, loss, backward, AdamW) with the "
-              f"interquartile range; peak memory as described in `benchmarks/speed.py` "
-              f"({meta['memory_method']}). Load is `os.getloadavg()` (1/5/15 min) before -> after the timed rounds.",
-              ""]
+    lines += [
+        f"Produced by `{meta['command']}` on {meta['device_name']} ({meta['torch']}, {meta['threads']} torch "
+        f"thread(s)). Every configuration of one T ran in the same process, interleaved round by round.",
+        "",
+        "- `lit-*`: the lit-snn Baseline LIF with the `custom`, `snntorch` or `spikingjelly` neuron backend; "
+        "`snntorch-native`: the usual snnTorch per-step loop (`fc -> bn -> snn.Leaky` for each t); "
+        "`spikingjelly-native`: SpikingJelly multi-step layers; `ann`: Linear -> BN -> ReLU with the same matrix "
+        "products (T x batch rows), the floor.",
+        "- `neuron/*`: one LIF layer alone on a [T, 128, 512] current (forward + backward of the spikes' sum): "
+        "`custom` (fused scan), `custom-reference` (the step-by-step autograd loop it replaced), snnTorch `Leaky` "
+        "loop, SpikingJelly multi-step `LIFNode`, and ReLU as the floor.",
+        "- ms/step: median training step (zero_grad, forward, cross-entropy, backward, AdamW) with the "
+        "interquartile range, and the fastest step; `x floor`: median over the ANN's (networks) or ReLU's (neuron "
+        "layer) median.",
+        f"- peak MB: {meta['memory_method']} during one step (parameters, gradients, optimizer state, inputs, saved "
+        "activations and temporaries; see `benchmarks/speed.py`).",
+        "- first step: includes compilation for `compiled` (inductor's on-disk cache can shorten it), with the "
+        "number of graphs dynamo compiled and its graph breaks (0 graphs means the model ran eager).",
+        "- load: `os.getloadavg()` 1-minute value before -> after the timed rounds (the machine is shared; one "
+        "torch thread avoids OpenMP stalls when other processes hold the cores).",
+        "",
+    ]
     sources = sorted({e["model"] for e in results.values() if "model" in e and e["config"].startswith("lit-")})
     lines += [f"lit-* configurations use: {', '.join(sources) or 'n/a'}.", ""]
     for num_steps in sorted({e["T"] for e in results.values()}):
@@ -424,8 +441,23 @@ def report(results: dict, meta: dict) -> str:
                                  f"({'met' if a <= b else 'NOT met'})")
                 if parts:
                     lines.append(f"- {level}, {mode}: " + "; ".join(parts))
-        lines.append("")
+        lines += _bounds(results, num_steps) + [""]
     return "\n".join(lines)
+
+
+def _bounds(results: dict, num_steps: int) -> list[str]:
+    """What the training-step goals can reach at all: a neuron that cost nothing would leave the ANN's time."""
+    out = []
+    for mode in MODES:
+        ms = {n: results.get(f"T={num_steps}/{n}/{mode}", {}).get("ms_per_step") for n in CONFIGS}
+        if not (ms["ann"] and ms["lit-custom"] and ms["snntorch-native"] and ms["spikingjelly-native"]):
+            continue
+        out.append(
+            f"- {mode}: the ANN floor is {ms['ann'] / ms['lit-custom']:.0%} of lit-custom's step, so even a free "
+            f"neuron would give at most snnTorch native / custom = {ms['snntorch-native'] / ms['ann']:.2f} and "
+            f"SpikingJelly / custom = {ms['spikingjelly-native'] / ms['ann']:.2f} at this T."
+        )
+    return ["", "Bounds from the floor:", "", *out] if out else []
 
 
 def plot(results: dict, path: Path) -> None:
@@ -466,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's choice); 1 avoids OpenMP stalls on a busy machine")
     p.add_argument("--redo", action="store_true", help="re-measure configurations already in the JSON")
+    p.add_argument("--report-only", action="store_true", help="only rewrite the .md and .png from the JSON")
     args = p.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",")]
     modes = args.modes.split(",")
@@ -500,6 +533,9 @@ def main(argv: list[str] | None = None) -> None:
         json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
         args.out.with_suffix(".md").write_text(report(results, meta) + "\n")
 
+    if args.report_only:
+        meta = stored.get("meta", meta)
+        steps = []
     for num_steps in steps:
         todo = [(n, m) for m in modes for n in names if args.redo or f"T={num_steps}/{n}/{m}" not in results]
         if not todo:
