@@ -264,6 +264,11 @@ def test_bad_arguments(kwargs, match):
         ProgressiveSparsity(**kwargs)
 
 
+def test_instances_on_different_layers_keep_separate_checkpoint_states():
+    a, b = ProgressiveSparsity(layers=["fc1"]), ProgressiveSparsity(layers=["fc2"])
+    assert a.state_key != b.state_key and a.state_key.startswith("ProgressiveSparsity")
+
+
 def test_bad_targets_fail_at_setup():
     lit = LitNet(TinySNN())
     with pytest.raises(ValueError, match="'lif1' is a LIF, not a Linear/Conv"):
