@@ -371,6 +371,11 @@ class ProgressiveSparsity(Callback):
         self._loaded_state = None
 
     # -- checkpointing ----------------------------------------------------------------------------------
+    @property
+    def state_key(self) -> str:
+        """Unique per targeted layers, so several instances (one per layer group) keep separate states."""
+        return self._generate_state_key(layers=self.layers, net_attr=self.net_attr)
+
     def state_dict(self) -> dict[str, Any]:
         return {"last_epoch": self.last_epoch, "num_pruned": dict(self.num_pruned), "achieved": dict(self.achieved)}
 
