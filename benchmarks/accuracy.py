@@ -68,6 +68,7 @@ def run_one(model: str, seed: int, run_dir: Path, max_epochs: int | None, extra:
     from lit_snn.callbacks import SNNMetricsCallback
 
     from lit_snn.cli import build_cli
+    from lit_snn.neurons import SpikingNeuron
 
     args = ["--config", str(ROOT / "recipes" / f"{model}.yaml")]
     if model in FIVE:
@@ -86,7 +87,8 @@ def run_one(model: str, seed: int, run_dir: Path, max_epochs: int | None, extra:
     args += extra
     cli = build_cli(args=args, run=False)
     trainer = cli.trainer
-    if not any(isinstance(c, SNNMetricsCallback) for c in trainer.callbacks):
+    spiking = any(isinstance(m, SpikingNeuron) for m in cli.model.modules())
+    if spiking and not any(isinstance(c, SNNMetricsCallback) for c in trainer.callbacks):
         trainer.callbacks.append(SNNMetricsCallback(stages=("test",)))
     start = time.perf_counter()
     trainer.fit(cli.model, datamodule=cli.datamodule)
