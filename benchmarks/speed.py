@@ -304,7 +304,7 @@ def run_group(num_steps: int, names: list[tuple[str, str]], args, batches, resul
     runners: list[Runner] = []
     for name, mode in names:
         key = f"T={num_steps}/{name}/{mode}"
-        entry = {"T": num_steps, "config": name, "mode": mode, "batch": args.batch}
+        entry = {"T": num_steps, "config": name, "mode": mode, "batch": args.batch, "command": args.command}
         try:
             r = Runner(name, mode, device, currents if name.startswith("neuron/") else batches)
             entry["model"] = r.source
@@ -375,8 +375,9 @@ GOALS = {  # level -> (label, numerator config, denominator config, bound, kind)
 
 def report(results: dict, meta: dict) -> str:
     lines = ["# Training throughput: Baseline LIF (784-512-256-10), batch 128", ""]
+    commands = " and ".join(f"`{c}`" for c in sorted({e.get("command", meta["command"]) for e in results.values()}))
     lines += [
-        f"Produced by `{meta['command']}` on {meta['device_name']} ({meta['torch']}, {meta['threads']} torch "
+        f"Produced by {commands} on {meta['device_name']} ({meta['torch']}, {meta['threads']} torch "
         f"thread(s)). Every configuration of one T ran in the same process, interleaved round by round.",
         "",
         "- `lit-*`: the lit-snn Baseline LIF with the `custom`, `snntorch` or `spikingjelly` neuron backend; "
@@ -500,6 +501,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--redo", action="store_true", help="re-measure configurations already in the JSON")
     p.add_argument("--report-only", action="store_true", help="only rewrite the .md and .png from the JSON")
     args = p.parse_args(argv)
+    args.command = "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
     steps = [int(s) for s in args.steps.split(",")]
     modes = args.modes.split(",")
     names = args.only.split(",")
@@ -520,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
     stored = json.loads(json_path.read_text()) if json_path.exists() else {}
     results: dict = stored.get("results", {})
     meta = {
-        "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": args.command,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
         f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores)",
         "torch": f"torch {torch.__version__}", "threads": torch.get_num_threads(),
