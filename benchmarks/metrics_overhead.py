@@ -16,6 +16,11 @@ Configurations, each one validation epoch without gradients:
   counts; our LIF added with ``add_activation_module``) on a ``TorchModel`` of the same network (batch-first data,
   transposed to time-first inside, so that NeuroBench counts samples correctly).
 
+A second measurement runs the real thing: ``trainer.validate`` of a ``lit_snn.SpikingClassifier(BaselineLIF)`` on
+``lit_snn.data.MNISTDataModule`` (same split, direct encoding, batch ``--batch-size``), with and without
+:class:`~lit_snn.callbacks.snn_metrics.SNNMetricsCallback` (default settings), the two trainers alternating,
+``--rounds`` rounds after a warm-up; medians of the whole ``validate`` calls (Lightning's fixed costs included).
+
 Before timing, the two metric implementations are run once and their counts compared (they must be equal).
 
 Timing. Other processes share this machine's 2 cores, so epoch times swing by several x; to compare like with like,
@@ -149,6 +154,39 @@ def check_equal(ours: dict, theirs: dict) -> list[str]:
     return lines
 
 
+def lightning_validate(args) -> list[str]:
+    import lightning as L
+    from lit_snn.callbacks.snn_metrics import SNNMetricsCallback
+
+    from lit_snn import SpikingClassifier
+    from lit_snn.data import MNISTDataModule
+
+    torch.manual_seed(0)
+    model = SpikingClassifier(net=BaselineLIF, backend="custom")
+    dm = MNISTDataModule(data_dir=str(args.data_dir), batch_size=args.batch_size, num_steps=args.num_steps,
+                         flatten=True)
+    common = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                  enable_checkpointing=False)
+    trainers = {"without callback": L.Trainer(**common), "with SNNMetricsCallback": L.Trainer(
+        callbacks=[SNNMetricsCallback()], **common)}
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for r in range(args.rounds + 1):
+        for name in (list(trainers) if r % 2 == 0 else list(trainers)[::-1]):
+            start = time.perf_counter()
+            trainers[name].validate(model, datamodule=dm, verbose=False)
+            if r > 0:
+                times[name].append(time.perf_counter() - start)
+        print(f"round {r}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items() if t), file=sys.stderr)
+    base = statistics.median(times["without callback"])
+    rows = []
+    for name, t in times.items():
+        med = statistics.median(t)
+        overhead = "-" if name == "without callback" else f"{100 * (med - base) / base:+.1f}%"
+        rows.append(f"| {name} | {med * 1000:.0f} | {overhead} |")
+    assert "val/synops/effective_acs" in trainers["with SNNMetricsCallback"].callback_metrics
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default_data = Path(os.environ.get("LIT_SNN_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -219,6 +257,7 @@ def main() -> None:
         f"| NeuroBench (whole epochs) | {nb * 1000:.0f} | {100 * (nb - nb_plain) / nb_plain:+.1f}% |",
     ]
 
+    lightning_rows = lightning_validate(args)
     n_images = sum(b.shape[1] for b in batches)
     text = [
         "# Metric-suite overhead on a Baseline LIF validation epoch",
@@ -244,6 +283,12 @@ def main() -> None:
         "sample, activation sparsity, dead neurons, energy model 1 x 3 presets, energy model 2 x 3 hardware "
         "presets, static figures). `neurobench`: NeuroBench 2.3 `Benchmark.run` with `SynapticOperations` and "
         "`ActivationSparsity` only (the same counts).",
+        "",
+        "`trainer.validate` of SpikingClassifier(BaselineLIF) on MNISTDataModule (whole calls, median over rounds):",
+        "",
+        "| configuration | validate [ms] | overhead |",
+        "|---|---|---|",
+        *lightning_rows,
         "",
         "Same counts from both (checked before timing):",
         "",

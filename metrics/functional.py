@@ -120,8 +120,8 @@ def layer_synaptic_operations(
         batch_dim: 1 if rows are ordered (step, sample) (time-first), 0 if (sample, step).
 
     The counts are computed on indicator tensors, summed over the batch first (the layer is linear in its input):
-    Linear ``ops_t = sum_b sum_i 1[x_tbi != 0] * fanout_i`` with ``fanout_i = sum_j 1[W_ji != 0]`` (one
-    matrix-vector product of the indicator); Conv: ``conv(c_t, W_g)`` with ``W_g`` the indicator weight summed over the
+    Linear ``ops_t = sum_i c_ti * fanout_i`` with ``c_ti`` the samples with ``x_tbi != 0`` and
+    ``fanout_i = sum_j 1[W_ji != 0]``; Conv: ``conv(c_t, W_g)`` with ``W_g`` the indicator weight summed over the
     output channels of each group (so the conv has one output channel per group). float64 keeps counts exact.
 
     >>> fc = nn.Linear(3, 2, bias=False)
@@ -152,22 +152,22 @@ def layer_synaptic_operations(
     xs = _group_by_step(x, feature_dims, batch_size or max(rows, 1), batch_dim)
     # indicator 1[x != 0] in float32, written by one comparison kernel (exact: all counts stay below 2**24)
     indicator = torch.ne(xs, 0, out=torch.empty(xs.shape, dtype=torch.float32, device=xs.device))
-    # an input lies in {-1, 0, 1} iff |x| equals its indicator (NaN differs from both, so it counts as analog)
-    analog = (xs.abs() != indicator).flatten(1).any(1)  # [steps]: some input outside {-1, 0, 1}
-    w_nonzero = weight != 0
+    # an input lies in {-1, 0, 1} iff x*x equals its indicator: |x*x - 1[x != 0]| is 0 exactly there and > 0 (or
+    # NaN, for a NaN input) elsewhere -- x*x of the floats next to +-1 is not 1 -- so a step is analog unless its
+    # largest such value is 0. Comparisons that write float (not bool) tensors are the fast kernels here.
+    square = xs * xs
+    square.sub_(indicator.to(square.dtype)).abs_()
+    analog = ~(square.flatten(1).amax(1) == 0)  # [steps]: some input outside {-1, 0, 1}
+    # samples with a nonzero input, per step and input element (float32 sums of at most B ones: exact)
+    counts = indicator.sum(1).double()  # [steps, *features]
+    input_nonzero = counts.sum()
+    w_nonzero = torch.ne(weight, 0, out=torch.empty(weight.shape, dtype=torch.float32, device=weight.device))
     if isinstance(layer, nn.Linear):
-        # one GEMV-like pass over the indicator gives per-row effective ops and nonzero inputs; a row's ops are
-        # at most in*out, exact in float32 below 2**24 (else the pass runs in float64)
-        exact = torch.float32 if layer.in_features * layer.out_features < 2**24 else torch.float64
-        fanout = w_nonzero.to(exact).sum(0)  # [in]: nonzero weights leaving each input
-        per_row = indicator.to(exact).reshape(-1, layer.in_features) @ torch.stack([fanout, torch.ones_like(fanout)], 1)
-        per_row = per_row.double().view(xs.shape[0], -1, 2).sum(1)  # [steps, 2]
-        per_step, input_nonzero = per_row[:, 0], per_row[:, 1].sum()
+        fanout = w_nonzero.sum(0).double()  # [in]: nonzero weights leaving each input (float32 sums: exact)
+        per_step = counts @ fanout
         dense = float(rows * layer.in_features * layer.out_features)
         output_numel = rows * layer.out_features
     else:
-        counts = indicator.sum(1).double()  # [steps, C, *spatial]: samples with a nonzero input
-        input_nonzero = counts.sum()
         groups = layer.groups
         w_group = w_nonzero.to(torch.float64).unflatten(0, (groups, -1)).sum(1)  # [G, C_in/G, *k]
         out = layer._conv_forward(counts, w_group, None)  # [steps, G, *out_spatial]
@@ -175,8 +175,8 @@ def layer_synaptic_operations(
         out_positions = math.prod(out.shape[2:])
         dense = float(rows) * _conv_dense_per_row(layer, tuple(x.shape[1:]))
         output_numel = rows * layer.out_channels * out_positions
-    acs = torch.where(analog, 0.0, per_step).sum()
-    macs = torch.where(analog, per_step, 0.0).sum()
+    macs = per_step @ analog.to(per_step.dtype)
+    acs = per_step.sum() - macs
     return LayerOps(acs, macs, dense, input_nonzero, x.numel(), output_numel, rows)
 
 

@@ -280,6 +280,7 @@ def test_unsupported_layer_types_raise():
         layer_synaptic_operations(nn.Bilinear(2, 2, 2), torch.ones(1, 2))
 
 
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")  # torchmetrics warns first; we then raise
 def test_compute_before_update_raises():
     for metric in _suite().values():
         with pytest.raises(RuntimeError, match="before update"):
