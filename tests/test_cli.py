@@ -13,6 +13,7 @@ from lightning.pytorch import Callback
 
 from lit_snn.cli import best_checkpoint, build_cli
 from lit_snn.logging import offline_run_history, resolve_wandb_mode, wandb_credentials
+from lit_snn.module import SpikingClassifier
 from lit_snn.neurons import neuron_class
 
 pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI's args parameter is intended")
@@ -72,6 +73,10 @@ def test_best_checkpoint_is_chosen_on_val_acc(tmp_path, monkeypatch) -> None:
     assert best["epoch"] == 1
     torch.testing.assert_close(best["state_dict"]["net.weight"], SCHEDULE[1])
     assert best_checkpoint(callback.dirpath) == Path(callback.best_model_path)
+    # the checkpoint rebuilds itself from the CLI config it stores (no net argument needed)
+    restored = SpikingClassifier.load_from_checkpoint(callback.best_model_path)
+    assert type(restored.net).__name__ == "EyeNet"
+    torch.testing.assert_close(restored.net.weight, SCHEDULE[1])
 
     # `lightning test` in a fresh process: ckpt_path defaults to "best", found through the fit's last.ckpt
     test_cli = build_cli(["test", *toy_args(tmp_path)])
