@@ -16,6 +16,10 @@ Configurations (one process, timed side by side):
   with ``step_mode="m"`` (``decay_input=False, v_reset=None, detach_reset=True, surrogate.ATan(alpha=2)``),
   ``functional.reset_net`` before every forward.
 - ``ann``: ``Linear -> BatchNorm -> ReLU`` with the same shapes over ``T*B`` rows: the floor.
+- ``neuron/*``: one neuron layer alone on a ``[T, 128, 512]`` current (``BN(W x + b)`` of the same MNIST batches),
+  forward and backward of the spikes' sum: ``custom`` (the fused scan), ``custom-reference`` (the step-by-step
+  autograd loop it replaced), ``snntorch-native``, ``spikingjelly-native`` and ``relu`` (the floor). This isolates
+  the neuron from the matrix products, which dominate the training step on a CPU.
 
 Timing: per configuration, ``--warmup`` steps, then ``--rounds`` rounds; in each round every configuration runs
 ``--iters`` training steps (the order rotates each round), so load from other processes hits all alike. Each step
