@@ -65,6 +65,9 @@ class SNNMetricsCallback(Callback):
         hardware: energy model 2 hardware presets (names of :data:`~lit_snn.metrics.HARDWARE_PRESETS`); empty to skip.
         twin: Theorem 2 case for the twin QNN's density (``"best"``, ``"average"``, ``"worst"``).
         qnn_density: a fixed twin density instead of one derived from the measured rates.
+        per_layer: also log the per-layer figures (``.../<layer>``). Lightning's ``log`` costs about 0.2-1 ms per
+            key on a CPU and the full set is ~50 keys per synaptic layer, a fixed cost per epoch; ``False`` logs the
+            network totals only.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class SNNMetricsCallback(Callback):
         hardware: Sequence[str] = tuple(HARDWARE_PRESETS),
         twin: str = "average",
         qnn_density: float | None = None,
+        per_layer: bool = True,
     ) -> None:
         super().__init__()
         if net_attr is not None and not isinstance(net_attr, str):
@@ -99,7 +103,7 @@ class SNNMetricsCallback(Callback):
         self.operation_presets, self.hardware = tuple(operation_presets), tuple(hardware)
         # validated here so that a typo fails before training starts
         DataMovementEnergy(hardware=self.hardware or "theoretical_minimum", twin=twin, qnn_density=qnn_density)
-        self.twin, self.qnn_density = twin, qnn_density
+        self.twin, self.qnn_density, self.per_layer = twin, qnn_density, bool(per_layer)
         self.network: nn.Module | None = None
         self._probes: dict[str, SNNProbe] = {}
         self._metrics: dict[str, dict[str, Any]] = {}
@@ -175,6 +179,9 @@ class SNNMetricsCallback(Callback):
             if isinstance(result, torch.Tensor):
                 logs[f"{prefix}/{group}"] = result
                 continue
+            if not self.per_layer:  # per-layer keys are "<figure>/<layer>" ("<hardware>/<figure>/<layer>")
+                depth = 1 if group == "energy_movement" else 0
+                result = {k: v for k, v in result.items() if k.count("/") <= depth}
             head = f"{prefix}/{group}/" if group in ("synops", "energy_movement") or "/" in group else f"{prefix}/"
             logs.update({head + k: v for k, v in result.items()})
         logs[f"{prefix}/connection_sparsity"] = float(connection_sparsity(self.network, self._probes[stage].synapses))

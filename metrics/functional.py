@@ -318,9 +318,9 @@ def dead_neuron_fraction(model: nn.Module, x, **probe_kwargs) -> dict[str, torch
 def connection_sparsity(model: nn.Module, synapses=None) -> float:
     """Zero weights / all weights over the synaptic layers (model declarations, discovery or explicit list)."""
     layers = resolve_synaptic_layers(model, synapses)
-    zeros = sum(int((m.weight == 0).sum()) for m in layers.values())
     total = sum(m.weight.numel() for m in layers.values())
-    return zeros / total
+    nonzero = sum(int(torch.count_nonzero(m.weight.detach())) for m in layers.values())
+    return (total - nonzero) / total
 
 
 def parameter_count(model: nn.Module) -> int:

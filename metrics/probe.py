@@ -7,7 +7,8 @@ manager):
   and adds ``B`` to the samples seen. ``batch_dim=1`` (default) is lit-snn's time-first layout ``[T, B, ...]``;
   use ``batch_dim=0`` for ``[B, ...]`` or ``[B, T, ...]`` input. The network must be called once per batch (a model
   that loops over time inside its ``forward`` -- snnTorch style -- is fine; to measure an outer loop that calls the
-  network once per step, wrap the loop in a module).
+  network once per step, wrap the loop in a module). A hooked layer or neuron that runs outside a forward pass of
+  the network raises (its samples could not be counted).
 * every synaptic layer (forward pre-hook): counts its synaptic operations with
   :func:`~lit_snn.metrics.functional.layer_synaptic_operations`, grouping input rows into time steps of ``B`` rows
   (a time-first layer sees ``[T, B, ...]`` or ``[T*B, ...]`` once; a step-by-step model calls it T times on

@@ -117,6 +117,14 @@ def test_train_and_test_stages(tmp_path):
     assert _hooks(model.net) == 0
 
 
+def test_totals_only(tmp_path):
+    trainer = _trainer(SNNMetricsCallback(per_layer=False), tmp_path)
+    trainer.validate(Tiny(), dataloaders=_loader(), verbose=False)
+    logged = trainer.callback_metrics
+    assert "val/synops/effective_acs" in logged and "val/energy_movement/typical_neuromorphic/ratio" in logged
+    assert not any(k.endswith(("/0", "/1", "/2", "/3")) for k in logged)
+
+
 def test_misuse_raises(tmp_path):
     with pytest.raises(ValueError, match="stages"):
         SNNMetricsCallback(stages=("predict",))
