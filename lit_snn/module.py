@@ -148,6 +148,16 @@ class SpikingClassifier(LightningModule):
         if not isinstance(self.net, nn.Module):
             raise TypeError(f"net({backend!r}) must return an nn.Module, got {type(self.net).__name__}")
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Re-apply the prune masks of a pruned checkpoint (ProgressiveSparsity) before its weights load.
+
+        A pruned layer stores ``weight_orig`` and ``weight_mask`` instead of ``weight``; without this,
+        ``SpikingClassifier.load_from_checkpoint`` of a pruned run fails on those keys.
+        """
+        from lit_snn.callbacks.progressive_sparsity import restore_pruning
+
+        restore_pruning(self, checkpoint["state_dict"])
+
     # ------------------------------------------------------------------ checks
     @property
     def input_shape(self) -> tuple[int, ...] | None:

@@ -316,3 +316,30 @@ def test_apex_pruned_neurons_never_fire(data_dir):
             assert spikes.sum((0, 1))[~alive].sum().item() == 0.0, (mode, name)
         if mode == "train":
             assert s2.sum() + s3.sum() > 0  # the living neurons do fire: the check above is not vacuous
+
+
+def test_spiking_classifier_loads_a_pruned_checkpoint(loader, tmp_path):
+    """load_from_checkpoint of a pruned run rebuilds the masks: pruned neurons stay silent in the loaded model."""
+    import functools
+
+    from lit_snn.module import SpikingClassifier
+
+    class Lit(SpikingClassifier):
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return super().training_step((x.unsqueeze(0).expand(T, *x.shape), y), batch_idx)
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    model = Lit(net=functools.partial(TinySNN))
+    cb = ProgressiveSparsity(0.5, 0.5, start_epoch=0, end_epoch=0, criterion="magnitude")
+    pl.Trainer(
+        max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[cb, ckpt],
+    ).fit(model, loader)
+    loaded = Lit.load_from_checkpoint(tmp_path / "last.ckpt", net=functools.partial(TinySNN), weights_only=False)
+    mask = loaded.net.fc1.weight_mask[:, 0]
+    assert int((mask == 0).sum()) == 10  # half of fc1's 20 neurons
+    x, _ = next(iter(loader))
+    counts = spike_counts(loaded.net.eval(), x)
+    assert torch.all(counts["lif1"][mask == 0] == 0)
+    assert torch.equal(loaded.net.fc1.weight_orig, model.net.fc1.weight_orig)
