@@ -53,6 +53,7 @@ class SNNModel(nn.Module):
 
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
+    default_num_steps: int | None = None  # the T the model was designed for (the datamodule's num_steps decides)
 
     def neuron_layers(self) -> dict[str, nn.Module]:
         """Qualified name -> spiking neuron module, in registration (forward) order."""
