@@ -208,6 +208,13 @@ def _backward_functional(h, gs, gm, beta, theta, surrogate, zero_reset, detach_r
     return torch.stack(grads), acc_beta, acc_theta
 
 
+def _result_dtype(x: torch.Tensor, beta, theta) -> torch.dtype:
+    """The reference's dtype: that of ``beta * v + x - theta`` with ``v`` of x's dtype (floats never promote x)."""
+    if not isinstance(beta, torch.Tensor) and not isinstance(theta, torch.Tensor):
+        return x.dtype
+    return (x[:1, :1] * beta + x[:1, :1] - theta).dtype
+
+
 def _functional_path() -> bool:
     """Use the allocation-per-step path: under torch.compile (inductor fuses it); tests force it in eager."""
     return torch.compiler.is_compiling()
@@ -216,8 +223,7 @@ def _functional_path() -> bool:
 class _LIFScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, beta, theta, surrogate: Surrogate, zero_reset: bool, detach_reset: bool, fire_once: bool):
-        # The reference's dtype: that of beta * v + x and h - theta, with v of x's dtype.
-        dtype = (x[:1, :1] * beta + x[:1, :1] - theta).dtype
+        dtype = _result_dtype(x, beta, theta)
         forward = _forward_functional if _functional_path() else _forward_buffers
         s, h = forward(x, beta, theta, zero_reset, fire_once, dtype)
         ctx.set_materialize_grads(False)
@@ -398,7 +404,7 @@ def _alif_backward_functional(h, th, gs, gm, beta, adapt, rho, surrogate, zero_r
 class _ALIFScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, beta, threshold, adapt, rho, surrogate, zero_reset, detach_reset):
-        dtype = (x[:1, :1] * beta + x[:1, :1] - threshold).dtype
+        dtype = _result_dtype(x, beta, threshold)
         forward = _alif_forward_functional if _functional_path() else _alif_forward_buffers
         s, h, th = forward(x, beta, threshold, adapt, rho, zero_reset, dtype)
         ctx.set_materialize_grads(False)
