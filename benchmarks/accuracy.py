@@ -83,7 +83,8 @@ def run_one(model: str, seed: int, run_dir: Path, max_epochs: int | None, extra:
         "--trainer.enable_progress_bar", "false",
     ]
     if max_epochs is not None:
-        args += ["--trainer.max_epochs", str(max_epochs)]
+        # a shortened run may end before a recipe's checkpoint.min_epoch (APEX: the end of its sparsity ramp)
+        args += ["--trainer.max_epochs", str(max_epochs), "--checkpoint.min_epoch", "0"]
     args += extra
     cli = build_cli(args=args, run=False)
     trainer = cli.trainer

@@ -9,9 +9,9 @@
 
 What this CLI adds to a plain ``LightningCLI(SpikingClassifier, LightningDataModule, subclass_mode_data=True)``:
 
-- a ``ModelCheckpoint`` that is always there (``--checkpoint.*``): ``monitor="val/acc"``, ``mode="max"``,
-  ``save_top_k=1``, ``save_last=True``, written to ``<trainer.default_root_dir>/checkpoints`` unless
-  ``--checkpoint.dirpath`` is given;
+- a ``ModelCheckpoint`` that is always there (``--checkpoint.*``, a :class:`BestCheckpoint`): ``monitor="val/acc"``,
+  ``mode="max"``, ``save_top_k=1``, ``save_last=True``, written to ``<trainer.default_root_dir>/checkpoints`` unless
+  ``--checkpoint.dirpath`` is given; ``--checkpoint.min_epoch N`` leaves epochs before N out of the choice;
 - ``validate``, ``test`` and ``predict`` default to ``--ckpt_path best``: the best checkpoint (on ``val/acc``) of
   the last ``fit`` that wrote to the same checkpoint folder, found through that fit's ``last.ckpt``. The model is
   built from the given config (so ``--model.backend`` may differ from the one trained with: checkpoints move
@@ -67,7 +67,7 @@ def best_checkpoint(dirpath: str | os.PathLike) -> Path:
             "--ckpt_path PATH (or --ckpt_path null for the model's initial weights)"
         )
     state = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})
-    best = [s["best_model_path"] for k, s in state.items() if k.startswith("ModelCheckpoint") and s.get(
+    best = [s["best_model_path"] for k, s in state.items() if k.startswith(("ModelCheckpoint", "BestCheckpoint")) and s.get(
         "best_model_path")]
     if not best:
         raise FileNotFoundError(f"{last} records no best checkpoint (was a validation metric ever logged?)")
@@ -77,11 +77,33 @@ def best_checkpoint(dirpath: str | os.PathLike) -> Path:
     return path
 
 
+class BestCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that can leave early epochs out of the choice of the best checkpoint.
+
+    Args:
+        min_epoch: epochs (0-based) before it are never kept as "best" (``last.ckpt`` is still written). A model
+            whose training changes what it is, such as APEX-SNN under progressive sparsity, is then chosen only among
+            epochs at its final form (e.g. ``min_epoch`` = the sparsity schedule's ``end_epoch``).
+        **kwargs: as :class:`~lightning.pytorch.callbacks.ModelCheckpoint`.
+    """
+
+    def __init__(self, *args: Any, min_epoch: int = 0, **kwargs: Any) -> None:
+        if not isinstance(min_epoch, int) or isinstance(min_epoch, bool) or min_epoch < 0:
+            raise ValueError(f"min_epoch must be an integer >= 0, got {min_epoch!r}")
+        super().__init__(*args, **kwargs)
+        self.min_epoch = min_epoch
+
+    def _save_topk_checkpoint(self, trainer, monitor_candidates) -> None:
+        if trainer.current_epoch < self.min_epoch:
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+
 class LitSNNCLI(LightningCLI):
     """LightningCLI with lit-snn's checkpoint defaults and ``--ckpt_path best`` for evaluation (module docstring)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from lit_snn.cli import best_checkpoint, build_cli
+from lit_snn.cli import BestCheckpoint, best_checkpoint, build_cli
 from lit_snn.logging import offline_run_history, resolve_wandb_mode, wandb_credentials
 from lit_snn.module import SpikingClassifier
 from lit_snn.neurons import neuron_class
@@ -82,6 +82,20 @@ def test_best_checkpoint_is_chosen_on_val_acc(tmp_path, monkeypatch) -> None:
     test_cli = build_cli(["test", *toy_args(tmp_path)])
     assert test_cli.trainer.ckpt_path == callback.best_model_path
     assert test_cli.trainer.callback_metrics["test/acc"].item() == 1.0
+
+
+def test_min_epoch_leaves_early_epochs_out_of_the_best(tmp_path, monkeypatch) -> None:
+    """--checkpoint.min_epoch 2: epoch 1 (val/acc 1.0) is not eligible; epoch 2 (0.75) becomes the best."""
+    monkeypatch.chdir(tmp_path)
+    cli = build_cli(["fit", *toy_args(
+        tmp_path, "--trainer.max_epochs=3", "--trainer.callbacks+=test_cli.SetWeights", "--checkpoint.min_epoch=2"
+    )])
+    callback = cli.trainer.checkpoint_callback
+    assert callback.best_model_score.item() == 0.75
+    assert torch.load(callback.best_model_path, weights_only=True)["epoch"] == 2
+    assert best_checkpoint(callback.dirpath) == Path(callback.best_model_path)
+    with pytest.raises(ValueError, match="min_epoch must be an integer >= 0, got -1"):
+        BestCheckpoint(min_epoch=-1)
 
 
 def test_evaluating_best_without_a_fit_says_what_to_do(tmp_path, monkeypatch) -> None:
