@@ -67,8 +67,11 @@ def best_checkpoint(dirpath: str | os.PathLike) -> Path:
             "--ckpt_path PATH (or --ckpt_path null for the model's initial weights)"
         )
     state = torch.load(last, map_location="cpu", weights_only=True).get("callbacks", {})
-    best = [s["best_model_path"] for k, s in state.items() if k.startswith(("ModelCheckpoint", "BestCheckpoint")) and s.get(
-        "best_model_path")]
+    best = [
+        s["best_model_path"]
+        for k, s in state.items()
+        if k.startswith(("ModelCheckpoint", "BestCheckpoint")) and s.get("best_model_path")
+    ]
     if not best:
         raise FileNotFoundError(f"{last} records no best checkpoint (was a validation metric ever logged?)")
     path = Path(best[0])
