@@ -4,6 +4,11 @@
 .PHONY: setup test apex lint
 VENV ?= .venv
 
+# Where datasets live: $LIT_SNN_DATA_DIR if set; else ../shared/data when it holds MNIST (the project's machines,
+# which cannot download); else ./data (the recipes download MNIST there on first use).
+LIT_SNN_DATA_DIR ?= $(if $(wildcard ../shared/data/mnist),$(abspath ../shared/data),$(abspath data))
+export LIT_SNN_DATA_DIR
+
 setup:
 	bash scripts/setup.sh
 
@@ -11,6 +16,7 @@ test: setup
 	$(VENV)/bin/python -m pytest -q
 
 apex: setup
+	@echo "data: $(LIT_SNN_DATA_DIR)"
 	$(VENV)/bin/lightning fit --config recipes/apex.yaml
 
 lint: setup
