@@ -144,7 +144,12 @@ class SNNMetricsCallback(Callback):
         return metrics
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.network = self._resolve_network(pl_module)
+        network = self._resolve_network(pl_module)
+        if network is not self.network:  # a new model: new probes and metrics
+            self._detach_all()
+            self._probes.clear()
+            self._metrics.clear()
+        self.network = network
         for s in self.stages:
             if s not in self._probes:
                 self._probes[s] = SNNProbe(self.network, self.neurons, self.synapses, batch_dim=self.batch_dim)

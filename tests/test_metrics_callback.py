@@ -117,6 +117,17 @@ def test_train_and_test_stages(tmp_path):
     assert _hooks(model.net) == 0
 
 
+def test_one_callback_two_models(tmp_path):
+    callback = SNNMetricsCallback()
+    trainer = _trainer(callback, tmp_path)
+    trainer.validate(Tiny(), dataloaders=_loader(), verbose=False)
+    second = Tiny()
+    trainer.validate(second, dataloaders=_loader(), verbose=False)
+    ops, _ = _by_hand(second.net, _loader())
+    assert trainer.callback_metrics["val/synops/effective_macs"].item() == pytest.approx(
+        ops["effective_macs"].item(), rel=1e-6)
+
+
 def test_totals_only(tmp_path):
     trainer = _trainer(SNNMetricsCallback(per_layer=False), tmp_path)
     trainer.validate(Tiny(), dataloaders=_loader(), verbose=False)
