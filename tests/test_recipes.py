@@ -122,6 +122,20 @@ def test_dvs_gesture_recipe_fast_dev_run(tmp_path, monkeypatch) -> None:
     check_trained(fast_dev_run("dvs_gesture", tmp_path, "--data.init_args.val_size=2", "--data.init_args.num_steps=4"))
 
 
+def test_cifar10_dvs_recipe_fast_dev_run(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("aedat")
+    from test_data_cifar10dvs import write_cifar10dvs_tree
+
+    # 2 classes x 6 AEDAT 4.0 recordings: 1 test recording per class, 1 of the other 10 for validation
+    write_cifar10dvs_tree(tmp_path, classes=("airplane", "truck"), per_class=6)
+    monkeypatch.setenv("LIT_SNN_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    # batch 2 and T=4 instead of the recipe's 32 and 10 keep this VGG-11 step short; model and training unchanged
+    cli = fast_dev_run("cifar10_dvs", tmp_path, "--data.init_args.batch_size=2", "--data.init_args.num_steps=4")
+    check_trained(cli)
+    assert cli.datamodule.input_shape == (2, 64, 64) and len(cli.datamodule.val_set) == 1
+
+
 def test_cifar10_dvs_recipe_model_fits_its_data(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     cli = build_cli(["--config", str(RECIPES / "cifar10_dvs.yaml")], run=False)
