@@ -65,7 +65,7 @@ COLUMNS = [
 
 def run_one(model: str, seed: int, run_dir: Path, max_epochs: int | None, extra: list[str]) -> dict:
     """Train ``model`` with ``seed``, test its best-on-validation checkpoint, return every logged test figure."""
-    from lit_snn.callbacks import SNNMetricsCallback
+    from lit_snn.callbacks import SNNMetricsCallback, SpikeMonitor
 
     from lit_snn.cli import build_cli
     from lit_snn.neurons import SpikingNeuron
@@ -88,6 +88,8 @@ def run_one(model: str, seed: int, run_dir: Path, max_epochs: int | None, extra:
     args += extra
     cli = build_cli(args=args, run=False)
     trainer = cli.trainer
+    # pictures are for dashboards, not for the table (and need an image logger)
+    trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, SpikeMonitor)]
     spiking = any(isinstance(m, SpikingNeuron) for m in cli.model.modules())
     if spiking and not any(isinstance(c, SNNMetricsCallback) for c in trainer.callbacks):
         trainer.callbacks.append(SNNMetricsCallback(stages=("test",)))
