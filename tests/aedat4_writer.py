@@ -1,4 +1,5 @@
-"""A minimal AEDAT 4.0 writer for tests: polarity events in one uncompressed ``EVTS`` stream, as DV writes them.
+"""A minimal AEDAT 4.0 writer for tests: polarity events in one ``EVTS`` stream, uncompressed and without DV's file
+data table (both optional in the format; DV itself usually compresses with LZ4 and appends the table).
 
 File layout (iniVation's AEDAT 4.0 specification, read by the ``aedat`` package that tonic's ``read_aedat4`` uses):
 
@@ -99,9 +100,10 @@ def write_aedat4(path: str | Path, events: np.ndarray, width: int = 128, height:
     if not {"t", "x", "y", "p"} <= set(events.dtype.names or ()):
         raise ValueError(f"events must be a structured array with fields t, x, y, p, got dtype {events.dtype}")
     if len(events) == 0:
-        raise ValueError("events must hold at least one event")
-    if not (np.all(events["x"] < width) and np.all(events["y"] < height)):
-        raise ValueError(f"events must lie on the {width}x{height} sensor")
+        raise ValueError("events must hold at least one event, got an empty array")
+    if events["x"].max() >= width or events["y"].max() >= height:
+        raise ValueError(f"events must lie on the {width}x{height} sensor (x < {width}, y < {height}), got max x "
+                         f"{events['x'].max()} and max y {events['y'].max()}")
     step = packet_size if packet_size > 0 else len(events)
     packets = b"".join(event_packet(events[i:i + step]) for i in range(0, len(events), step))
     path = Path(path)

@@ -83,6 +83,35 @@ def test_writer_bytes_by_hand(tmp_path):
     assert EVENT.size == 16
 
 
+def test_reader_verifies_the_event_packets(tmp_path):
+    """``aedat`` runs the flatbuffers verifier on each event packet (offsets in range, alignment, sizes): the
+    writer's packets pass it, the same packet with its vector offset pushed out of the buffer does not."""
+    import aedat
+
+    events = np.array([(5, 1, 2, False), (9, 3, 4, True)], EVENT_DTYPE)
+    good, bad = tmp_path / "good.aedat4", tmp_path / "bad.aedat4"
+    write_aedat4(good, events)
+    raw = bytearray(good.read_bytes())
+    packet = 18 + struct.unpack_from("<I", raw, 14)[0] + 8  # the size-prefixed EventPacket buffer
+    vector = packet + 24  # uint32 offset of the elements vector, after the table's int32 vtable offset at 20
+    struct.pack_into("<I", raw, vector, struct.unpack_from("<I", raw, vector)[0] + 200)
+    bad.write_bytes(bytes(raw))
+    (decoded,) = list(aedat.Decoder(good))
+    assert decoded["events"][["t", "x", "y"]].tolist() == [(5, 1, 2), (9, 3, 4)]
+    assert decoded["events"]["on"].tolist() == [False, True]
+    with pytest.raises(RuntimeError):
+        list(aedat.Decoder(bad))
+
+
+def test_writer_rejects_bad_events(tmp_path):
+    with pytest.raises(ValueError, match="at least one event"):
+        write_aedat4(tmp_path / "empty.aedat4", np.zeros(0, EVENT_DTYPE))
+    with pytest.raises(ValueError, match="128x128 sensor"):
+        write_aedat4(tmp_path / "off.aedat4", np.array([(0, 128, 0, True)], EVENT_DTYPE))
+    with pytest.raises(ValueError, match="fields t, x, y, p"):
+        write_aedat4(tmp_path / "plain.aedat4", np.zeros(3))
+
+
 def test_reader_returns_the_written_events(cifar_root):
     from lit_snn.data._tonic_datasets import CIFAR10DVS
 
