@@ -1,9 +1,8 @@
 """Every recipe trains: ``lightning fit --config recipes/X.yaml --trainer.fast_dev_run true``.
 
-MNIST recipes read the real set (``data_dir`` fixture). CIFAR-10, N-MNIST and DVS-Gesture recipes read small
-files in each dataset's real format, written by the data tests' helpers. CIFAR10-DVS recordings are ``.aedat4``
-files, which only the ``aedat`` package reads and nothing here writes: its recipe is checked up to a forward pass of
-its model on event-count frames of its datamodule's shape.
+MNIST recipes read the real set (``data_dir`` fixture). CIFAR-10, N-MNIST, DVS-Gesture and CIFAR10-DVS recipes read
+small files in each dataset's real format, written by the data tests' helpers (CIFAR10-DVS: AEDAT 4.0 files from
+tests/aedat4_writer.py, read by the ``aedat`` package).
 """
 
 from __future__ import annotations
