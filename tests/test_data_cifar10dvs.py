@@ -5,6 +5,7 @@ read through tonic's ``CIFAR10DVS`` reader and the ``aedat`` package, in tonic's
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,6 +150,6 @@ def test_batches_count_the_written_events(cifar_root, tmp_path, spatial_factor, 
             torch.testing.assert_close(x[:, j], expected, rtol=0, atol=0)
             last_bin_start = events["t"][0] + num_steps * ((events["t"][-1] - events["t"][0]) // num_steps)
             assert x[:, j].sum() == np.sum(events["t"] < last_bin_start) <= len(events) - 1
-            assert y[j] == tonic.datasets.CIFAR10DVS.classes[paths[i].split("/")[-2]]
+            assert y[j] == tonic.datasets.CIFAR10DVS.classes[Path(paths[i]).parent.name]
     train = next(iter(dm.train_dataloader()))
     assert dm.on_after_batch_transfer(train, 0)[0].shape == (num_steps, 4, 2, size, size)
