@@ -5,9 +5,10 @@
     trainer = Trainer(callbacks=[SNNMetricsCallback()])          # validation and test; training untouched
 
 At the start of each measured epoch the callback attaches an :class:`~lit_snn.metrics.SNNProbe` to the network
-(hooks on its neurons and synaptic layers), after every batch it hands what the probe counted to the metrics, and at
-the end of the epoch it removes the hooks and logs every figure with ``pl_module.log_dict`` to whatever logger the
-trainer has (``<stage>`` is ``train``, ``val`` or ``test``; ``<layer>`` a qualified module name)::
+(hooks on its neurons and synaptic layers); at the end of the epoch it removes the hooks, hands what the probe
+counted to the metrics (one update with the epoch's totals: nothing but the hooks runs per batch) and logs every
+figure with ``pl_module.log_dict`` to whatever logger the trainer has (``<stage>`` is ``train``, ``val`` or
+``test``; ``<layer>`` a qualified module name)::
 
     <stage>/synops/{effective_acs,effective_macs,dense}[/<layer>]       per sample, summed over time steps
     <stage>/spike_rate[/<layer>]    <stage>/spikes_per_sample[/<layer>]  <stage>/dead_neuron_fraction[/<layer>]
@@ -165,8 +166,13 @@ class SNNMetricsCallback(Callback):
         self._probes[stage].attach()
 
     def _batch(self, stage: str) -> None:
-        probe = self._probes.get(stage)
-        if probe is None or not probe.attached:
+        """Nothing per batch: the probe keeps its totals (and each batch's activation sparsity) on the device and the
+        metrics get them once, at the end of the epoch (the metrics only add, so one update with the epoch's totals
+        gives what one update per batch gave)."""
+
+    def _update(self, stage: str) -> None:
+        probe = self._probes[stage]
+        if probe.num_samples == 0:  # no batch ran: compute() raises as it should
             return
         stats = probe.collect()
         for metric in self._metrics[stage].values():
@@ -177,6 +183,7 @@ class SNNMetricsCallback(Callback):
         if probe is None or not probe.attached:
             return
         probe.detach()
+        self._update(stage)
         prefix = PREFIXES[stage]
         logs: dict[str, torch.Tensor | float] = {}
         for group, metric in self._metrics[stage].items():
@@ -209,6 +216,7 @@ class SNNMetricsCallback(Callback):
         train_probe = self._probes.get("train")
         if train_probe is not None and train_probe.attached:
             train_probe.detach()
+            self._update("train")  # attach() restarts the probe's totals
             self._paused = "train"
         self._start("validate", trainer, pl_module)
 

@@ -31,7 +31,6 @@ import torch
 from torchmetrics import Metric
 
 from .functional import (
-    batch_activation_sparsity,
     reduce_dead_neuron_fraction,
     reduce_spike_rate,
     reduce_spikes_per_sample,
@@ -181,8 +180,9 @@ class ActivationSparsity(ProbeMetric):
     def update(self, stats: ProbeStats) -> None:
         stats = self._check_stats(stats)
         self._layout("neuron", (stats.neuron_names, stats.neuron_sizes))
-        sparsity = batch_activation_sparsity(stats.spikes, stats.outputs).to(self.weighted.device)
-        self.weighted += stats.num_samples * sparsity
+        if stats.weighted_sparsity is None:  # a batch without neuron outputs (or stats not made by a probe)
+            raise RuntimeError("activation_sparsity: no neuron outputs in a batch")
+        self.weighted += stats.weighted_sparsity.to(self.weighted.device)
         self.samples += stats.num_samples
 
     def compute(self) -> torch.Tensor:

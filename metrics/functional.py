@@ -131,12 +131,28 @@ def layer_synaptic_operations(
     >>> float(ops.effective_acs), float(ops.effective_macs), ops.dense   # rows: 1+0+2, 0+0+2
     (5.0, 0.0, 12.0)
     """
+    x, xs, rows = layer_input_steps(layer, x, batch_size, batch_dim)
+    counts, analog = step_counts(xs)
+    per_step, outputs_per_row = step_operations(layer, counts, weight_counts(layer))
+    macs = per_step[:, 0] @ analog.to(per_step.dtype)
+    acs = per_step[:, 0].sum() - macs
+    dense = dense_operations(layer, x, rows)
+    return LayerOps(acs, macs, dense, per_step[:, 1].sum(), x.numel(), rows * outputs_per_row, rows)
+
+
+def layer_input_steps(
+    layer: nn.Module, x: torch.Tensor, batch_size: int | None, batch_dim: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Check a synaptic layer's input and group it by time step.
+
+    Returns ``(x, xs, rows)``: ``x`` detached (an unbatched conv input gets its batch dim), ``xs`` its view
+    ``[steps, batch_size, *features]`` (see :func:`_group_by_step`) and ``rows`` = steps x batch_size.
+    """
     if batch_dim not in (0, 1):
         raise ValueError(f"batch_dim must be 0 (batch-first) or 1 (time-first), got {batch_dim!r}")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{type(layer).__name__} input must be a tensor to count synaptic operations, got {type(x)}")
     x = x.detach()
-    weight = layer.weight.detach()
     if isinstance(layer, nn.Linear):
         if x.dim() < 1 or x.shape[-1] != layer.in_features:
             raise ValueError(f"Linear({layer.in_features}, ...) got input of shape {tuple(x.shape)}")
@@ -149,35 +165,67 @@ def layer_synaptic_operations(
             raise ValueError(f"{type(layer).__name__} got input of shape {tuple(x.shape)}")
         feature_dims = d + 1
     rows = x.numel() // max(1, math.prod(x.shape[x.dim() - feature_dims:])) if x.numel() else 0
-    xs = _group_by_step(x, feature_dims, batch_size or max(rows, 1), batch_dim)
-    # indicator 1[x != 0] in float32, written by one comparison kernel (exact: all counts stay below 2**24)
-    indicator = torch.ne(xs, 0, out=torch.empty(xs.shape, dtype=torch.float32, device=xs.device))
-    # an input lies in {-1, 0, 1} iff x*x equals its indicator: |x*x - 1[x != 0]| is 0 exactly there and > 0 (or
-    # NaN, for a NaN input) elsewhere -- x*x of the floats next to +-1 is not 1 -- so a step is analog unless its
-    # largest such value is 0. Comparisons that write float (not bool) tensors are the fast kernels here.
-    square = xs * xs
-    square.sub_(indicator.to(square.dtype)).abs_()
-    analog = ~(square.flatten(1).amax(1) == 0)  # [steps]: some input outside {-1, 0, 1}
-    # samples with a nonzero input, per step and input element (float32 sums of at most B ones: exact)
-    counts = indicator.sum(1).double()  # [steps, *features]
-    input_nonzero = counts.sum()
+    return x, _group_by_step(x, feature_dims, batch_size or max(rows, 1), batch_dim), rows
+
+
+def step_counts(
+    xs: torch.Tensor, scratch: torch.Tensor | None = None, counts: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step nonzero counts and the per-step AC/MAC decision of a grouped input ``xs = [steps, B, *features]``.
+
+    Returns ``(counts, analog)``: ``counts[t, f] = sum_b 1[xs_tbf != 0]`` (float32: exact, B < 2**24) and
+    ``analog[t]`` (bool): some input of step ``t`` lies outside {-1, 0, 1}. Since ``|x| = 1`` implies ``x != 0``,
+    ``c1[t, f] = sum_b 1[|xs_tbf| = 1] <= counts[t, f]``, with equality for every ``f`` iff every nonzero input of the
+    step is +-1; a NaN counts as nonzero and not +-1, so it makes its step analog.
+
+    ``scratch``: an optional float32 tensor of ``xs``'s shape to write the indicators into (saves allocating two
+    tensors of the input's size per call); ``counts``: the counts when already known (from the neuron that produced
+    ``xs``), so only the decision is computed.
+    """
+    buf = scratch if scratch is not None else torch.empty(xs.shape, dtype=torch.float32, device=xs.device)
+    if counts is None:
+        # indicator 1[x != 0] in float32, written by one comparison kernel (float outputs are the fast kernels)
+        counts = torch.ne(xs, 0, out=buf).sum(1)
+    if xs.dtype == torch.float32:
+        magnitude = torch.abs(xs, out=buf)
+    else:
+        magnitude = xs.abs()
+    unit = torch.eq(magnitude, 1, out=buf).sum(1)
+    analog = (unit != counts).flatten(1).any(1)
+    return counts, analog
+
+
+def weight_counts(layer: nn.Module) -> torch.Tensor:
+    """The nonzero-weight counts a layer's effective operations need (float64, exact).
+
+    Linear: ``[in_features, 2]``, columns ``fanout_i = sum_j 1[W_ji != 0]`` and 1 (so that ``counts @ w`` gives the
+    effective ops and the nonzero inputs of every step in one product). Conv: ``W_g = [G, C_in/G, *kernel]``, the
+    indicator weight summed over the output channels of each group.
+    """
+    weight = layer.weight.detach()
     w_nonzero = torch.ne(weight, 0, out=torch.empty(weight.shape, dtype=torch.float32, device=weight.device))
     if isinstance(layer, nn.Linear):
-        fanout = w_nonzero.sum(0).double()  # [in]: nonzero weights leaving each input (float32 sums: exact)
-        per_step = counts @ fanout
-        dense = float(rows * layer.in_features * layer.out_features)
-        output_numel = rows * layer.out_features
-    else:
-        groups = layer.groups
-        w_group = w_nonzero.to(torch.float64).unflatten(0, (groups, -1)).sum(1)  # [G, C_in/G, *k]
-        out = layer._conv_forward(counts, w_group, None)  # [steps, G, *out_spatial]
-        per_step = out.flatten(1).sum(1)
-        out_positions = math.prod(out.shape[2:])
-        dense = float(rows) * _conv_dense_per_row(layer, tuple(x.shape[1:]))
-        output_numel = rows * layer.out_channels * out_positions
-    macs = per_step @ analog.to(per_step.dtype)
-    acs = per_step.sum() - macs
-    return LayerOps(acs, macs, dense, input_nonzero, x.numel(), output_numel, rows)
+        fanout = w_nonzero.sum(0).double()  # float32 sums of at most out_features ones: exact below 2**24
+        return torch.stack((fanout, torch.ones_like(fanout)), 1)
+    return w_nonzero.to(torch.float64).unflatten(0, (layer.groups, -1)).sum(1)
+
+
+def step_operations(layer: nn.Module, counts: torch.Tensor, wcounts: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Per-step effective ops and nonzero inputs ``[steps, 2]`` (float64) of ``counts`` (:func:`step_counts`) through
+    ``layer`` with its :func:`weight_counts` ``wcounts``; also the layer's output elements per input row."""
+    counts = counts.double()
+    if isinstance(layer, nn.Linear):
+        return counts @ wcounts, layer.out_features
+    out = layer._conv_forward(counts, wcounts, None)  # [steps, G, *out_spatial]
+    per_step = torch.stack((out.flatten(1).sum(1), counts.flatten(1).sum(1)), 1)
+    return per_step, layer.out_channels * math.prod(out.shape[2:])
+
+
+def dense_operations(layer: nn.Module, x: torch.Tensor, rows: int) -> float:
+    """Dense ops of a call on ``x`` (``rows`` rows): every input and weight counted as nonzero."""
+    if isinstance(layer, nn.Linear):
+        return float(rows * layer.in_features * layer.out_features)
+    return float(rows) * _conv_dense_per_row(layer, tuple(x.shape[1:]))
 
 
 _DENSE_CACHE: dict[tuple, float] = {}

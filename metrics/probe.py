@@ -18,8 +18,15 @@ manager):
   SpikingJelly single-step neurons ``[B, *shape]``); other modules given as neurons use ``neuron_step_mode``.
   A tuple output (snnTorch's ``(spk, mem)``) is read as its first element.
 
-Hooks only count (a few elementwise passes and one small matvec/conv per layer, no host synchronisation);
-:meth:`SNNProbe.collect` hands the totals since the last collect to the metrics as :class:`ProbeStats`.
+Hooks only count, with no host synchronisation: a synaptic call writes two indicator passes over its input into a
+reused buffer (``x != 0`` and ``|x| = 1``, each summed over the batch) and one small matmul with the layer's
+nonzero-weight counts (cached per weight tensor and version in eval mode, recomputed per call in training mode);
+when a Linear's input is the very tensor a neuron just emitted (same object, unchanged version), the neuron's
+per-step counts are reused and only the ``|x| = 1`` pass runs. Per-call results are kept as small tensors and
+reduced (with each batch's activation sparsity) every 64 batches and at :meth:`SNNProbe.collect`, which hands the
+totals since the last collect to the metrics as :class:`ProbeStats` -- per batch or once per epoch, with the same
+values (all counts are integers in float64 or int64; the weighted activation sparsity is summed in batch order).
+Weights are assumed to change only through tensor operations (which bump their version) or by being replaced.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from torch import nn
 
 from .discovery import MULTI, SINGLE, resolve_neurons, resolve_synaptic_layers
 from .discovery import neuron_step_mode as _step_mode
-from .functional import layer_synaptic_operations
+from .functional import dense_operations, layer_input_steps, step_counts, step_operations, weight_counts
 
 
 @dataclass
@@ -44,6 +51,9 @@ class ProbeStats:
     ``fan_in`` (python ints). Neuron layers (``[K]`` int64 tensors, in ``neuron_names`` order): ``spikes`` (nonzero
     outputs), ``outputs`` (all outputs = neurons x steps x samples); ``spike_counts``: spikes per neuron, the layers
     concatenated (``neuron_sizes`` neurons each). ``num_samples``: samples (sum of the batch sizes seen).
+    ``weighted_sparsity``: ``sum_b B_b * a_b`` over the batches seen (0-dim float64), ``B_b`` the batch size and
+    ``a_b = 1 - spikes_b / outputs_b`` the batch's NeuroBench activation sparsity (all neuron layers); ``None`` if a
+    batch had no neuron outputs.
     """
 
     num_samples: int
@@ -61,6 +71,7 @@ class ProbeStats:
     spikes: torch.Tensor
     outputs: torch.Tensor
     spike_counts: torch.Tensor
+    weighted_sparsity: torch.Tensor | None = None
 
 
 def _fan_in(layer: nn.Module) -> int:
@@ -79,19 +90,54 @@ def _first_tensor(args, kwargs) -> torch.Tensor | None:
     return None
 
 
+def _version(t: torch.Tensor) -> int | None:
+    """``t._version`` (bumped by every in-place op); inference tensors have none."""
+    return None if t.is_inference() else t._version
+
+
+#: pending calls after which the probe folds its per-call records into running totals (bounds memory)
+_FOLD_EVERY = 64
+
+
 class _LayerTotals:
-    __slots__ = ("acs", "macs", "dense", "nonzero", "numel", "out_numel", "rows")
+    """One synaptic layer: per-call records ``[steps, 2]`` (effective ops, nonzero inputs) and ``[steps]`` (analog),
+    folded into ``acs``/``macs``/``nonzero`` (0-dim float64) now and then; python sums of the shape figures."""
+
+    __slots__ = ("ran", "steps", "analog", "acs", "macs", "nonzero", "dense", "numel", "out_numel", "rows")
 
     def __init__(self) -> None:
+        self.ran = False
+        self.steps: list[torch.Tensor] = []
+        self.analog: list[torch.Tensor] = []
         self.acs = self.macs = self.nonzero = None
         self.dense = 0.0
         self.numel = self.out_numel = self.rows = 0
 
+    def fold(self) -> None:
+        if not self.steps:
+            return
+        ops = torch.cat(self.steps) if len(self.steps) > 1 else self.steps[0]
+        analog = torch.cat(self.analog) if len(self.analog) > 1 else self.analog[0]
+        macs = ops[:, 0] @ analog.to(ops.dtype)  # integers in float64: exact in any order
+        acs = ops[:, 0].sum() - macs
+        nonzero = ops[:, 1].sum()
+        if self.acs is None:
+            self.acs, self.macs, self.nonzero = acs, macs, nonzero
+        else:
+            self.acs, self.macs, self.nonzero = self.acs + acs, self.macs + macs, self.nonzero + nonzero
+        self.steps.clear()
+        self.analog.clear()
+
 
 class _NeuronTotals:
-    __slots__ = ("counts", "outputs", "shape")
+    """One neuron layer: per-call spike counts per step and neuron ``[steps, N]`` (float32, exact) with the batch
+    each call belongs to, folded into ``counts`` (``[N]`` float64) now and then."""
+
+    __slots__ = ("calls", "batches", "counts", "outputs", "shape")
 
     def __init__(self) -> None:
+        self.calls: list[torch.Tensor] = []
+        self.batches: list[int] = []
         self.counts: torch.Tensor | None = None
         self.outputs = 0
         self.shape: tuple[int, ...] | None = None
@@ -151,6 +197,11 @@ class SNNProbe:
     def attached(self) -> bool:
         return bool(self._handles)
 
+    @property
+    def num_samples(self) -> int:
+        """Samples seen since the last collect (or attach)."""
+        return self._samples
+
     def attach(self) -> SNNProbe:
         """Register the hooks (idempotent) and start counting from zero."""
         if self.attached:
@@ -170,6 +221,9 @@ class SNNProbe:
             h.remove()
         self._handles.clear()
         self._batch_size = None
+        self._shared = None  # drop references to tensors of the last batch; the totals stay for collect
+        self._weights = [None] * len(self.synapses)
+        self._scratch_buffers = {}
 
     def __enter__(self) -> SNNProbe:
         return self.attach()
@@ -181,6 +235,34 @@ class SNNProbe:
         self._samples = 0
         self._layers = [_LayerTotals() for _ in self.synapses]
         self._neuron_totals = [_NeuronTotals() for _ in self.neurons]
+        self._batch_sizes: list[int] = []  # pending batches (not yet folded): samples and neuron outputs
+        self._batch_outputs: list[int] = []
+        self._weighted: torch.Tensor | None = None  # sum_b B_b * a_b over folded batches (activation sparsity)
+        self._empty_batch = False
+        self._shared: tuple | None = None  # the last neuron output, its version, its counts per step, its batch
+        self._weights: list[tuple | None] = [None] * len(self.synapses)
+        self._scratch_buffers: dict[tuple, torch.Tensor] = {}
+
+    def _scratch(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
+        """A float32 buffer of ``shape`` reused across calls (indicators are written there, then reduced)."""
+        key = (tuple(shape), device)
+        buf = self._scratch_buffers.get(key)
+        if buf is None:
+            if len(self._scratch_buffers) >= 16:
+                self._scratch_buffers.clear()
+            buf = self._scratch_buffers[key] = torch.empty(shape, dtype=torch.float32, device=device)
+        return buf
+
+    def _weight_counts(self, i: int, layer: nn.Module) -> torch.Tensor:
+        """:func:`weight_counts` of synaptic layer ``i``, recomputed when its weight is another tensor or was changed
+        in place (version counter), and at every call in training mode (weights change between steps)."""
+        weight = layer.weight
+        cached = self._weights[i]
+        if cached is not None and not layer.training and cached[0] is weight and cached[1] == _version(weight):
+            return cached[2]
+        counts = weight_counts(layer)
+        self._weights[i] = (weight, _version(weight), counts)
+        return counts
 
     # -- hooks ------------------------------------------------------------------------------------------------------
     def _on_network(self, module, args, kwargs) -> None:
@@ -193,9 +275,14 @@ class SNNProbe:
             )
         self._batch_size = int(x.shape[self.batch_dim])
         self._samples += self._batch_size
+        self._batch_sizes.append(self._batch_size)
+        self._batch_outputs.append(0)
 
     def _after_network(self, module, args, output) -> None:
         self._batch_size = None  # layers called outside the network's forward are an error, not a stale count
+        self._shared = None
+        if len(self._batch_sizes) >= _FOLD_EVERY:
+            self._fold()
 
     def _need_batch(self, where: str) -> int:
         if self._batch_size is None:
@@ -207,22 +294,30 @@ class SNNProbe:
 
     def _synapse_hook(self, i: int):
         name = list(self.synapses)[i]
+        linear = isinstance(self.synapses[name], nn.Linear)
 
         def hook(layer, args) -> None:
             batch = self._need_batch(f"synaptic layer {name!r}")
+            x_in = args[0]
             with torch.no_grad():
-                ops = layer_synaptic_operations(layer, args[0], batch, self.batch_dim)
+                x, xs, rows = layer_input_steps(layer, x_in, batch, self.batch_dim)
+                counts = None
+                shared = self._shared
+                if (
+                    linear and shared is not None and shared[0] is x_in and xs.shape[1] == shared[3]
+                    and shared[2].shape == (xs.shape[0], xs.shape[2]) and shared[1] == _version(x_in)
+                ):  # the input is the spike tensor a neuron just emitted: its counts per step are known
+                    counts = shared[2]
+                counts, analog = step_counts(xs, self._scratch(xs.shape, xs.device), counts)
+                per_step, outputs_per_row = step_operations(layer, counts, self._weight_counts(i, layer))
             t = self._layers[i]
-            if t.acs is None:
-                t.acs, t.macs, t.nonzero = ops.effective_acs, ops.effective_macs, ops.input_nonzero
-            else:
-                t.acs = t.acs + ops.effective_acs
-                t.macs = t.macs + ops.effective_macs
-                t.nonzero = t.nonzero + ops.input_nonzero
-            t.dense += ops.dense
-            t.numel += ops.input_numel
-            t.out_numel += ops.output_numel
-            t.rows += ops.rows
+            t.ran = True
+            t.steps.append(per_step)
+            t.analog.append(analog)
+            t.dense += dense_operations(layer, x, rows)
+            t.numel += x.numel()
+            t.out_numel += rows * outputs_per_row
+            t.rows += rows
 
         return hook
 
@@ -243,19 +338,59 @@ class SNNProbe:
             shape = tuple(out.shape[lead:])
             t = self._neuron_totals[i]
             if t.shape is not None and t.shape != shape:
-                raise ValueError(f"neuron {name!r} changed its shape from {t.shape} to {shape} within one batch")
+                raise ValueError(f"neuron {name!r} changed its shape from {t.shape} to {shape} since the last collect")
+            steps, batch = (out.shape[0], out.shape[1]) if mode == MULTI else (1, out.shape[0])
             with torch.no_grad():
-                # float32 sums are exact below 2**24 rows per call; the per-neuron totals are int64
-                out = out.detach()
-                spikes = torch.ne(out, 0, out=torch.empty(out.shape, dtype=torch.float32, device=out.device))
-                counts = spikes.view(-1, math.prod(shape)).sum(0).long()
-            t.counts = counts if t.counts is None else t.counts + counts
+                # spikes per step and neuron, summed over the batch (float32 sums of at most B ones: exact)
+                o = out.detach()
+                spikes = torch.ne(o, 0, out=self._scratch(o.shape, o.device))
+                counts = spikes.view(steps, batch, math.prod(shape)).sum(1)
+            t.calls.append(counts)
+            t.batches.append(len(self._batch_sizes) - 1)
             t.outputs += out.numel()
             t.shape = shape
+            self._batch_outputs[-1] += out.numel()
+            self._shared = (out, _version(out), counts, batch) if out.dim() == lead + 1 else None
 
         return hook
 
     # -- results ----------------------------------------------------------------------------------------------------
+    def _fold(self) -> None:
+        """Reduce the pending per-call records into running totals (a few vectorised ops for all batches)."""
+        for layer in self._layers:
+            layer.fold()
+        if not self._batch_sizes:
+            return
+        spikes: torch.Tensor | None = None  # spikes per pending batch, all neuron layers
+        for t in self._neuron_totals:
+            if not t.calls:
+                continue
+            calls = torch.cat(t.calls) if len(t.calls) > 1 else t.calls[0]  # [steps of all calls, N]
+            per_neuron = calls.sum(0, dtype=torch.float64)
+            t.counts = per_neuron if t.counts is None else t.counts + per_neuron
+            batch_of_step = torch.tensor(
+                [b for b, c in zip(t.batches, t.calls, strict=True) for _ in range(c.shape[0])], device=calls.device
+            )
+            per_batch = torch.zeros(len(self._batch_sizes), dtype=torch.float64, device=calls.device)
+            per_batch.index_add_(0, batch_of_step, calls.sum(1, dtype=torch.float64))
+            spikes = per_batch if spikes is None else spikes + per_batch
+            t.calls.clear()
+            t.batches.clear()
+        if spikes is not None:
+            if 0 in self._batch_outputs:
+                self._empty_batch = True
+            else:
+                # NeuroBench's batch sparsity a_b = 1 - spikes_b / outputs_b, weighted by the batch size and summed
+                # in batch order (cumsum: the same float64 additions as one update per batch)
+                outputs = torch.tensor(self._batch_outputs, dtype=torch.float64, device=spikes.device)
+                sizes = torch.tensor(self._batch_sizes, dtype=torch.float64, device=spikes.device)
+                weighted = sizes * ((outputs - spikes) / outputs)
+                if self._weighted is not None:
+                    weighted = torch.cat((self._weighted.view(1), weighted))
+                self._weighted = weighted.cumsum(0)[-1]
+        self._batch_sizes.clear()
+        self._batch_outputs.clear()
+
     def collect(self) -> ProbeStats:
         """Totals since the last collect (or attach), then start again from zero. Raises if nothing ran."""
         if self._samples == 0:
@@ -263,20 +398,21 @@ class SNNProbe:
                 f"SNNProbe.collect: no forward pass of {type(self.network).__name__} since the last collect "
                 "(is the probe attached?)"
             )
-        silent_neurons = [n for n, t in zip(self.neurons, self._neuron_totals, strict=True) if t.counts is None]
-        silent_layers = [n for n, t in zip(self.synapses, self._layers, strict=True) if t.acs is None]
+        silent_neurons = [n for n, t in zip(self.neurons, self._neuron_totals, strict=True) if t.shape is None]
+        silent_layers = [n for n, t in zip(self.synapses, self._layers, strict=True) if not t.ran]
         if silent_neurons or silent_layers:
             raise RuntimeError(
                 "SNNProbe.collect: modules that never ran in this forward pass: "
                 f"neurons {silent_neurons}, synaptic layers {silent_layers}; pass neurons=/synapses= to measure the "
                 "modules the model really uses"
             )
-        device = self._layers[0].acs.device
+        self._fold()
+        layers, neurons = self._layers, self._neuron_totals
+        device = layers[0].acs.device if layers else neurons[0].counts.device
 
         def f64(values) -> torch.Tensor:
             return torch.tensor(values, dtype=torch.float64, device=device)
 
-        layers = self._layers
         stats = ProbeStats(
             num_samples=self._samples,
             synaptic_names=tuple(self.synapses),
@@ -289,10 +425,11 @@ class SNNProbe:
             output_numel=f64([t.out_numel for t in layers]),
             rows=f64([t.rows for t in layers]),
             neuron_names=tuple(self.neurons),
-            neuron_sizes=tuple(math.prod(t.shape) for t in self._neuron_totals),
-            spikes=torch.stack([t.counts.sum() for t in self._neuron_totals]),
-            outputs=torch.tensor([t.outputs for t in self._neuron_totals], dtype=torch.long, device=device),
-            spike_counts=torch.cat([t.counts for t in self._neuron_totals]),
+            neuron_sizes=tuple(math.prod(t.shape) for t in neurons),
+            spikes=torch.stack([t.counts.sum() for t in neurons]).long(),
+            outputs=torch.tensor([t.outputs for t in neurons], dtype=torch.long, device=device),
+            spike_counts=torch.cat([t.counts for t in neurons]).long(),
+            weighted_sparsity=None if self._empty_batch else self._weighted,
         )
         self._reset_totals()
         return stats

@@ -22,6 +22,7 @@ from lit_snn.metrics.functional import (
     layer_synaptic_operations,
     spike_rate,
     spikes_per_sample,
+    step_counts,
     synaptic_operations,
 )
 from torch import nn
@@ -344,3 +345,119 @@ def test_ddp_two_processes_equal_one(tmp_path):
             else:
                 assert ddp[group][key] == pytest.approx(value, rel=1e-12, abs=1e-15), (group, key)
 
+
+
+# -- the probe's fast paths give the per-call definition's values -----------------------------------------------------
+
+
+def _per_call_reference(net: nn.Module, batches) -> dict[str, float]:
+    """Effective ACs/MACs of every synaptic call, each counted on its own by layer_synaptic_operations."""
+    acs = macs = 0.0
+    calls: list[tuple[nn.Module, torch.Tensor]] = []
+    hooks = [m.register_forward_pre_hook(lambda m, a: calls.append((m, a[0].clone()))) for m in net.modules()
+             if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.no_grad():
+        for x in batches:
+            calls.clear()
+            net(x)
+            for layer, inp in calls:
+                ops = layer_synaptic_operations(layer, inp, x.shape[1])
+                acs, macs = acs + ops.effective_acs.item(), macs + ops.effective_macs.item()
+    for h in hooks:
+        h.remove()
+    return {"effective_acs": acs, "effective_macs": macs}
+
+
+class SpikesIntoLinear(nn.Module):
+    """LIF spikes fed straight into a Linear (the probe reuses the neuron's counts), then a spike tensor changed in
+    place before the next Linear (the probe must count it afresh)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.lif1 = nn.Linear(6, 5), LIF()
+        self.fc2, self.lif2 = nn.Linear(5, 4), LIF()
+        self.fc3, self.lif3 = nn.Linear(4, 3), LIF()
+
+    def forward(self, x):
+        s = self.lif1(self.fc1(x))
+        s2 = self.lif2(self.fc2(s))
+        s2[..., 0] = 0.5  # changed in place after the neuron: more nonzero inputs, and these steps are MACs
+        return self.lif3(self.fc3(s2))
+
+
+def test_shared_neuron_counts_and_in_place_changes_count_right(monkeypatch):
+    import lit_snn.metrics.probe as probe_module
+
+    reused = []
+
+    def spy(xs, scratch=None, counts=None):
+        reused.append(counts is not None)
+        return step_counts(xs, scratch, counts)
+
+    monkeypatch.setattr(probe_module, "step_counts", spy)
+    torch.manual_seed(1)
+    net = SpikesIntoLinear()
+    with torch.no_grad():
+        net.fc1.weight.mul_(4.0)
+        net.fc2.weight.mul_(4.0)
+        net.fc2.weight[:, 1] = 0.0
+    batches = [(torch.rand(3, 4, 6) > 0.3).float() for _ in range(2)]
+    ref = _per_call_reference(net, batches)
+    got = _run(net, batches)["synops"]
+    assert got["effective_acs"] * 8 == ref["effective_acs"] > 0  # per sample x 8 samples
+    assert got["effective_macs"] * 8 == ref["effective_macs"] > 0
+    assert reused[:3] == [False, True, False]  # fc2 reuses lif1's counts; fc3's input changed after lif2
+
+
+def test_one_collect_over_many_batches_equals_one_per_batch(monkeypatch):
+    import lit_snn.metrics.probe as probe_module
+
+    monkeypatch.setattr(probe_module, "_FOLD_EVERY", 2)  # fold the pending records twice within 5 batches
+    torch.manual_seed(2)
+    net = TimeFirstNet()
+    _prune(net)
+    batches = list(_images(10).split(2, dim=1))
+    per_batch = _run(net, batches)
+    probe, suite = SNNProbe(net), _suite()
+    with probe, torch.no_grad():
+        for x in batches:
+            net(x)
+    stats = probe.collect()
+    for m in suite.values():
+        m.update(stats)
+    once = {k: m.compute() for k, m in suite.items()}
+    once = {k: {"value": float(v)} if isinstance(v, torch.Tensor) else {n: float(f) for n, f in v.items()}
+            for k, v in once.items()}
+    for group, values in per_batch.items():
+        for key, value in values.items():
+            assert once[group][key] == value or (math.isnan(value) and math.isnan(once[group][key])), (group, key)
+
+
+def test_weights_changed_between_batches_are_counted_with_their_values():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(6, 5), LIF()).eval()
+    batches = [(torch.rand(2, 3, 6) > 0.5).float() for _ in range(3)]
+    probe, ops = SNNProbe(net), SynapticOperations()
+    expected = 0.0
+    with probe, torch.no_grad():
+        for i, x in enumerate(batches):
+            net[0].weight[:, i] = 0.0  # in place: a new version of the same parameter
+            expected += layer_synaptic_operations(net[0], x, 3).effective_acs.item()
+            net(x)
+    ops.update(probe.collect())
+    assert ops.compute()["effective_acs"].item() * 9 == expected
+
+
+def test_ac_mac_decision_at_the_edges():
+    fc = nn.Linear(4, 2)
+    one = torch.tensor(1.0)
+    for value, analog in [
+        (-1.0, False), (1.0, False), (0.0, False), (torch.nextafter(one, one * 2).item(), True),
+        (torch.nextafter(one, one * 0).item(), True), (1e-45, True), (float("nan"), True), (float("inf"), True),
+        (2.0, True), (0.5, True),
+    ]:
+        x = torch.tensor([[[1.0, 0.0, -1.0, value]], [[1.0, 1.0, 0.0, 0.0]]])  # [T=2, B=1, 4]; step 1 binary
+        ops = layer_synaptic_operations(fc, x, 1)
+        per_step = 2 if value == 0.0 else 3
+        assert ops.effective_macs.item() == (per_step * 2 if analog else 0.0), value
+        assert ops.effective_acs.item() == 2 * 2 + (0 if analog else per_step * 2), value
