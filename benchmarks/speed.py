@@ -8,7 +8,11 @@ MNIST training images (normalised, direct encoding: the same image at every step
 Configurations (one process, timed side by side):
 
 - ``lit-custom`` / ``lit-snntorch`` / ``lit-spikingjelly``: ``lit_snn.models.BaselineLIF(backend)`` (Linear and BN
-  run once over the ``T*B`` rows; the neuron scans the sequence).
+  run once over the ``T*B`` rows; the neuron scans the sequence). The input is what the MNIST datamodule gives
+  with direct coding: the encoder's stride-0 view over time, so the first layer (``TimeFirstLinear``) computes
+  ``W x + b`` once instead of T times.
+- ``lit-custom-copy``: ``lit-custom`` fed a materialised copy of the same input (``x.contiguous()`` inside the step),
+  i.e. without the once-computed first layer: every matrix product runs over ``T*B`` rows, as in the native codes.
 - ``snntorch-native``: the usual snnTorch loop: for each step ``fc -> bn -> snn.Leaky`` (membrane from
   ``init_leaky()``; ``reset_mechanism="subtract"``, ``reset_delay=False``, ``surrogate.atan(alpha=2)``; snnTorch
   detaches the reset itself).
@@ -58,7 +62,9 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ("lit-custom", "lit-snntorch", "lit-spikingjelly", "snntorch-native", "spikingjelly-native", "ann")
+CONFIGS = (
+    "lit-custom", "lit-custom-copy", "lit-snntorch", "lit-spikingjelly", "snntorch-native", "spikingjelly-native", "ann"
+)
 NEURONS = ("neuron/custom", "neuron/custom-reference", "neuron/snntorch-native", "neuron/spikingjelly-native",
            "neuron/relu")
 MODES = ("eager", "compiled")
@@ -203,9 +209,23 @@ class NeuronOnly(nn.Module):
         return torch.relu(x)
 
 
+class Materialised(nn.Module):
+    """Feeds the wrapped model a contiguous copy of its input (no stride-0 time axis to exploit)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous())
+
+
 def build(name: str) -> tuple[nn.Module, str]:
     if name.startswith("neuron/"):
         return NeuronOnly(name.split("/", 1)[1]), name
+    if name == "lit-custom-copy":
+        model, source = lit_model("custom")
+        return Materialised(model), source
     if name.startswith("lit-"):
         return lit_model(name[4:])
     return {"snntorch-native": SnnTorchNative, "spikingjelly-native": SpikingJellyNative, "ann": ANN}[name](), name
@@ -215,15 +235,17 @@ def build(name: str) -> tuple[nn.Module, str]:
 def mnist_batches(data_dir: Path, num_steps: int, batch: int, count: int, device: torch.device):
     """``count`` batches ``(x[T, B, 784], y[B])`` of real MNIST training images, normalised, direct-encoded."""
     from lit_snn.data.mnist import read_idx
+    from lit_snn.encoders import make_encoder
 
     images = torch.from_numpy(read_idx(data_dir / "mnist" / "train-images-idx3-ubyte.gz")[: batch * count].copy())
     labels = torch.from_numpy(read_idx(data_dir / "mnist" / "train-labels-idx1-ubyte.gz")[: batch * count].copy())
     x = ((images.float() / 255.0 - 0.1307) / 0.3081).flatten(1)
+    encode = make_encoder("direct", num_steps)
     out = []
     for i in range(count):
         xb = x[i * batch:(i + 1) * batch].to(device)
-        out.append((xb.unsqueeze(0).expand(num_steps, *xb.shape).contiguous(), labels[i * batch:(i + 1) * batch]
-                    .long().to(device)))
+        # exactly what MNISTDataModule gives: the direct encoder's view of the image at every step
+        out.append((encode(xb), labels[i * batch:(i + 1) * batch].long().to(device)))
     return out
 
 

@@ -53,14 +53,19 @@ class Encoder(nn.Module):
 
 
 class DirectEncoder(Encoder):
-    """Direct (constant-current) coding: ``out[t] = x`` for every ``t``; a contiguous copy, so it can be reshaped.
+    """Direct (constant-current) coding: ``out[t] = x`` for every ``t``.
+
+    The result is a view of ``x`` with stride 0 along time (no copy), which tells time-first layers
+    (:class:`lit_snn.models.TimeFirstLinear`) that the input is constant over time, so they compute it once.
+    Operations that need a contiguous tensor copy it as usual (``reshape``, ``contiguous()``); do not modify the
+    result in place.
 
     >>> DirectEncoder(3)(torch.tensor([[0.5]])).flatten().tolist()
     [0.5, 0.5, 0.5]
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(0).expand(self.num_steps, *x.shape).contiguous()
+        return x.unsqueeze(0).expand(self.num_steps, *x.shape)
 
 
 class RateEncoder(Encoder):

@@ -28,7 +28,7 @@ def test_shapes_and_dtypes(name, kw, extra):
     out = make_encoder(name, 6, **kw)(x)
     assert out.shape == (6, 3, 1, 4, 4, *extra)
     assert out.dtype == torch.float32
-    assert out.is_contiguous()
+    assert out.is_contiguous() or name == "direct"  # direct: a stride-0 view over time (test below)
     assert list(make_encoder(name, 6, **kw).state_dict()) == []
 
 
@@ -37,8 +37,8 @@ def test_direct_repeats_input():
     out = DirectEncoder(3)(x)
     for t in range(3):
         assert torch.equal(out[t], x)
-    out[0, 0, 0] = 7.0  # a real copy: writing one step leaves the others alone
-    assert out[1, 0, 0] == 0.25
+    # a view with stride 0 along time, no copy: time-first layers recognise the constant input by it
+    assert out.stride(0) == 0 and out.data_ptr() == x.data_ptr()
 
 
 def test_rate_is_bernoulli_of_the_documented_draw():

@@ -492,3 +492,43 @@ def test_spiking_vgg_convs_receive_spikes(mnist16):
     assert len(inputs) == 3  # conv, conv, readout
     for a in inputs[1:]:
         assert set(a.unique().tolist()) <= {0.0, 1.0}
+
+
+# -- time-constant input computed once ---------------------------------------------------------------------
+def test_time_first_linear_computes_a_constant_input_once_with_equal_results_and_gradients():
+    from lit_snn.encoders import make_encoder
+    from lit_snn.models import TimeFirstLinear
+
+    torch.manual_seed(0)
+    fc = TimeFirstLinear(6, 4)
+    x = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+    fc = fc.double()
+    static = make_encoder("direct", 5)(x)  # stride-0 view over T
+    dense = static.contiguous()            # the same values, materialised: the ordinary path
+    calls = []
+    handle = fc.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    out_static, out_dense = fc(static), fc(dense)
+    handle.remove()
+    assert out_static.stride(0) == 0  # computed once, expanded
+    assert calls == [(5, 3, 6), (5, 3, 6)]  # hooks (the metrics' probe) see every time step
+    torch.testing.assert_close(out_static, out_dense, rtol=0, atol=1e-12)
+    w = torch.randn(5, 3, 4, dtype=torch.float64)
+    g_static = torch.autograd.grad((out_static * w).sum(), (x, fc.weight, fc.bias))
+    g_dense = torch.autograd.grad((out_dense * w).sum(), (x, fc.weight, fc.bias))
+    for a, b in zip(g_static, g_dense):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_direct_coded_models_count_synaptic_operations_of_every_step():
+    """The once-computed first layer still counts T steps of MACs, as a step-by-step simulation would."""
+    from lit_snn.encoders import make_encoder
+    from lit_snn.metrics.functional import synaptic_operations
+
+    net = BaselineLIF().eval()
+    x = torch.rand(2, 784)
+    static = make_encoder("direct", 4)(x)
+    a = synaptic_operations(net, static)
+    b = synaptic_operations(net, static.contiguous())
+    assert a["effective_macs/hidden.0.fc"] == b["effective_macs/hidden.0.fc"] == 4 * 784 * 512
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])

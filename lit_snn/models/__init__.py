@@ -9,7 +9,7 @@ from .apex import APEXSNN, APEXLayer
 from .base import PrunableLayer, SNNModel
 from .baseline import BaselineLIF
 from .dasnn import DASNN, DendriticLayer
-from .layers import ChebyshevActivation, ChebyshevKANLinear, SpikingLinear, TemporalAttention
+from .layers import ChebyshevActivation, ChebyshevKANLinear, SpikingLinear, TemporalAttention, TimeFirstLinear
 from .mlp import ANNMLP, SNNMLP
 from .nexus import NEXUSSNN
 from .registry import MODELS, build_model
@@ -19,5 +19,5 @@ from .vgg import VGGANN, SpikingVGG
 __all__ = [
     "ANNMLP", "APEXLayer", "APEXSNN", "DASNN", "MODELS", "NEXUSSNN", "SNNMLP", "VGGANN", "BaselineLIF",
     "ChebyshevActivation", "ChebyshevKANLinear", "DendriticLayer", "PrunableLayer", "SNNModel", "SpikingKAN",
-    "SpikingLinear", "SpikingVGG", "TemporalAttention", "build_model",
+    "SpikingLinear", "SpikingVGG", "TemporalAttention", "TimeFirstLinear", "build_model",
 ]

@@ -8,6 +8,7 @@
 - :func:`chebyshev_basis`, :class:`ChebyshevActivation` (per-neuron learnable activation, a "pointwise KAN"),
   :class:`ChebyshevKANLinear` (a full Kolmogorov-Arnold layer with one Chebyshev series per edge).
 - :class:`TemporalAttention`: softmax attention over time steps that turns ``[T, B, C]`` logits into ``[B, C]``.
+- :class:`TimeFirstLinear`: ``nn.Linear`` that computes an input constant over time (direct coding) once.
 """
 
 from __future__ import annotations
@@ -215,6 +216,26 @@ class TemporalAttention(nn.Module):
         return (weights * logits).sum(0)
 
 
+class TimeFirstLinear(nn.Linear):
+    """``nn.Linear`` on time-first input ``[T, B, ..., F]`` that computes a time-constant input once.
+
+    Direct coding feeds the same analog input at every step; the direct encoder returns it as a view with stride 0
+    along time (``x.expand(T, ...)``), so ``x[t]`` is ``x[0]`` for every t. This layer then computes
+    ``W x[0] + b`` once and returns it expanded over T (again a stride-0 view); autograd sums the T gradients before
+    the single backward GEMM. The result is the same as running the GEMM on all ``T*B`` rows, at ``1/T`` of the
+    cost. Any other input (rate-coded spikes, a materialised copy) takes the ordinary path.
+
+    The module is still called with the whole ``[T, B, ..., F]`` input, so forward hooks (the metrics' probe) see
+    all T steps and count the synaptic operations a step-by-step simulation performs, as NeuroBench does.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() >= 3 and x.shape[0] > 1 and x.stride(0) == 0:
+            once = super().forward(x[0])
+            return once.unsqueeze(0).expand(x.shape[0], *once.shape)
+        return super().forward(x)
+
+
 class SpikingLinear(nn.Module):
     """``Linear -> [BatchNorm] -> neuron`` on time-first input, the synaptic parts run once over ``T*B`` rows.
 
@@ -231,13 +252,13 @@ class SpikingLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, neuron: nn.Module, norm: nn.Module | None = None) -> None:
         super().__init__()
-        self.fc = nn.Linear(in_features, out_features)
+        self.fc = TimeFirstLinear(in_features, out_features)
         self.norm = norm
         self.neuron = neuron
 
     def current(self, x: torch.Tensor) -> torch.Tensor:
-        """The input current ``BN(W x + b)``, ``[T, B, out_features]``."""
-        rows = self.fc(x.flatten(0, 1))
+        """The input current ``BN(W x + b)``, ``[T, B, out_features]`` (``W x`` once for a time-constant ``x``)."""
+        rows = self.fc(x).flatten(0, 1)
         if self.norm is not None:
             rows = self.norm(rows)
         return rows.unflatten(0, x.shape[:2])
