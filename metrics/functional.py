@@ -169,23 +169,37 @@ def layer_input_steps(
 
 
 def step_counts(
-    xs: torch.Tensor, scratch: torch.Tensor | None = None, counts: torch.Tensor | None = None
+    xs: torch.Tensor,
+    scratch: torch.Tensor | None = None,
+    counts: torch.Tensor | None = None,
+    indicator: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-step nonzero counts and the per-step AC/MAC decision of a grouped input ``xs = [steps, B, *features]``.
 
     Returns ``(counts, analog)``: ``counts[t, f] = sum_b 1[xs_tbf != 0]`` (float32: exact, B < 2**24) and
-    ``analog[t]`` (bool): some input of step ``t`` lies outside {-1, 0, 1}. Since ``|x| = 1`` implies ``x != 0``,
-    ``c1[t, f] = sum_b 1[|xs_tbf| = 1] <= counts[t, f]``, with equality for every ``f`` iff every nonzero input of the
-    step is +-1; a NaN counts as nonzero and not +-1, so it makes its step analog.
+    ``analog[t]`` (bool): some input of step ``t`` lies outside {-1, 0, 1}. The decision, exact in every case:
+    since ``|x| = 1`` implies ``x != 0``, ``c1[t, f] = sum_b 1[|xs_tbf| = 1] <= counts[t, f]``, with equality for
+    every ``f`` iff every nonzero input of the step is +-1; a NaN counts as nonzero and not +-1, so it makes its step
+    analog. On the CPU (where reading a result on the host costs nothing) two shortcuts come first: every step whose
+    largest input exceeds 1 is analog (one read pass); and with the indicator ``1[xs != 0]`` at hand, ``xs`` equal to
+    it everywhere means every input is 0 or 1, so no step is analog. Otherwise the exact test above decides.
 
-    ``scratch``: an optional float32 tensor of ``xs``'s shape to write the indicators into (saves allocating two
-    tensors of the input's size per call); ``counts``: the counts when already known (from the neuron that produced
-    ``xs``), so only the decision is computed.
+    ``scratch``: an optional float32 tensor of ``xs``'s shape to write the indicators into (saves allocating tensors
+    of the input's size per call); ``counts`` and ``indicator`` (float32, ``xs``'s shape; overwritten): the counts
+    and the indicator when already known (from the neuron that produced ``xs``).
     """
     buf = scratch if scratch is not None else torch.empty(xs.shape, dtype=torch.float32, device=xs.device)
     if counts is None:
         # indicator 1[x != 0] in float32, written by one comparison kernel (float outputs are the fast kernels)
-        counts = torch.ne(xs, 0, out=buf).sum(1)
+        indicator = torch.ne(xs, 0, out=buf)
+        counts = indicator.sum(1)
+    steps = xs.shape[0]
+    if xs.device.type == "cpu" and xs.numel():
+        dims = tuple(range(1, xs.dim()))
+        if bool((xs.amax(dims) > 1).all()):  # NaN > 1 is False: such a step goes to the exact test
+            return counts, torch.ones(steps, dtype=torch.bool, device=xs.device)
+        if indicator is not None and not bool(torch.ne(xs, indicator, out=indicator).amax(dims).any()):
+            return counts, torch.zeros(steps, dtype=torch.bool, device=xs.device)
     if xs.dtype == torch.float32:
         magnitude = torch.abs(xs, out=buf)
     else:

@@ -224,6 +224,7 @@ class SNNProbe:
         self._shared = None  # drop references to tensors of the last batch; the totals stay for collect
         self._weights = [None] * len(self.synapses)
         self._scratch_buffers = {}
+        self._neuron_buffers = {}
 
     def __enter__(self) -> SNNProbe:
         return self.attach()
@@ -239,9 +240,10 @@ class SNNProbe:
         self._batch_outputs: list[int] = []
         self._weighted: torch.Tensor | None = None  # sum_b B_b * a_b over folded batches (activation sparsity)
         self._empty_batch = False
-        self._shared: tuple | None = None  # the last neuron output, its version, its counts per step, its batch
+        self._shared: tuple | None = None  # last neuron output, version, counts, batch, indicator
         self._weights: list[tuple | None] = [None] * len(self.synapses)
         self._scratch_buffers: dict[tuple, torch.Tensor] = {}
+        self._neuron_buffers: dict[int, torch.Tensor] = {}
 
     def _scratch(self, shape: torch.Size, device: torch.device) -> torch.Tensor:
         """A float32 buffer of ``shape`` reused across calls (indicators are written there, then reduced)."""
@@ -251,6 +253,14 @@ class SNNProbe:
             if len(self._scratch_buffers) >= 16:
                 self._scratch_buffers.clear()
             buf = self._scratch_buffers[key] = torch.empty(shape, dtype=torch.float32, device=device)
+        return buf
+
+    def _neuron_buffer(self, i: int, out: torch.Tensor) -> torch.Tensor:
+        """Neuron layer ``i``'s own float32 buffer of ``out``'s shape (its spike indicator lives there until the
+        layer's next call, for the synaptic layer that reads these spikes)."""
+        buf = self._neuron_buffers.get(i)
+        if buf is None or buf.shape != out.shape or buf.device != out.device:
+            buf = self._neuron_buffers[i] = torch.empty(out.shape, dtype=torch.float32, device=out.device)
         return buf
 
     def _weight_counts(self, i: int, layer: nn.Module) -> torch.Tensor:
@@ -301,14 +311,15 @@ class SNNProbe:
             x_in = args[0]
             with torch.no_grad():
                 x, xs, rows = layer_input_steps(layer, x_in, batch, self.batch_dim)
-                counts = None
+                counts = indicator = None
                 shared = self._shared
                 if (
                     linear and shared is not None and shared[0] is x_in and xs.shape[1] == shared[3]
                     and shared[2].shape == (xs.shape[0], xs.shape[2]) and shared[1] == _version(x_in)
                 ):  # the input is the spike tensor a neuron just emitted: its counts per step are known
-                    counts = shared[2]
-                counts, analog = step_counts(xs, self._scratch(xs.shape, xs.device), counts)
+                    counts, indicator = shared[2], shared[4]
+                    self._shared = (*shared[:4], None)  # step_counts overwrites the indicator
+                counts, analog = step_counts(xs, self._scratch(xs.shape, xs.device), counts, indicator)
                 per_step, outputs_per_row = step_operations(layer, counts, self._weight_counts(i, layer))
             t = self._layers[i]
             t.ran = True
@@ -343,14 +354,17 @@ class SNNProbe:
             with torch.no_grad():
                 # spikes per step and neuron, summed over the batch (float32 sums of at most B ones: exact)
                 o = out.detach()
-                spikes = torch.ne(o, 0, out=self._scratch(o.shape, o.device))
+                spikes = torch.ne(o, 0, out=self._neuron_buffer(i, o))  # kept for the next Linear's AC/MAC test
                 counts = spikes.view(steps, batch, math.prod(shape)).sum(1)
             t.calls.append(counts)
             t.batches.append(len(self._batch_sizes) - 1)
             t.outputs += out.numel()
             t.shape = shape
             self._batch_outputs[-1] += out.numel()
-            self._shared = (out, _version(out), counts, batch) if out.dim() == lead + 1 else None
+            if out.dim() == lead + 1:  # [T, B, N] or [B, N]: grouped by step as a Linear reading it groups them
+                self._shared = (out, _version(out), counts, batch, spikes.view(steps, batch, -1))
+            else:
+                self._shared = None
 
         return hook
 

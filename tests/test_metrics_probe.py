@@ -390,9 +390,9 @@ def test_shared_neuron_counts_and_in_place_changes_count_right(monkeypatch):
 
     reused = []
 
-    def spy(xs, scratch=None, counts=None):
+    def spy(xs, scratch=None, counts=None, indicator=None):
         reused.append(counts is not None)
-        return step_counts(xs, scratch, counts)
+        return step_counts(xs, scratch, counts, indicator)
 
     monkeypatch.setattr(probe_module, "step_counts", spy)
     torch.manual_seed(1)
@@ -461,3 +461,26 @@ def test_ac_mac_decision_at_the_edges():
         per_step = 2 if value == 0.0 else 3
         assert ops.effective_macs.item() == (per_step * 2 if analog else 0.0), value
         assert ops.effective_acs.item() == 2 * 2 + (0 if analog else per_step * 2), value
+
+
+def test_step_counts_shortcuts_agree_with_the_definition():
+    nan = float("nan")
+    cases = {
+        "all steps above 1": [[[2.0, 0.0], [0.0, 0.5]], [[3.0, 1.0], [0.0, 0.0]]],
+        "above 1 and NaN": [[[2.0, 0.0], [0.0, 0.5]], [[3.0, nan], [0.0, 0.0]]],
+        "spikes": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 0.0], [1.0, 1.0]]],
+        "ternary": [[[1.0, 0.0], [0.0, -1.0]], [[0.0, 0.0], [1.0, 1.0]]],
+        "one graded spike": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 0.5], [1.0, 1.0]]],
+        "NaN among spikes": [[[1.0, 0.0], [nan, 1.0]], [[0.0, 0.0], [1.0, 1.0]]],
+        "above 1 in one step": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.5], [1.0, 1.0]]],
+    }
+    for name, values in cases.items():
+        xs = torch.tensor(values)  # [T=2, B=2, F=2]
+        unit_or_zero = (xs == 0) | (xs == 1) | (xs == -1)
+        want_analog = (~unit_or_zero).flatten(1).any(1)
+        want_counts = (xs != 0).float().sum(1)
+        counts, analog = step_counts(xs)
+        assert torch.equal(analog, want_analog) and torch.equal(counts, want_counts), name
+        indicator = (xs != 0).float()  # as a neuron hook hands it over
+        counts, analog = step_counts(xs.clone(), None, want_counts.clone(), indicator)
+        assert torch.equal(analog, want_analog) and torch.equal(counts, want_counts), name
