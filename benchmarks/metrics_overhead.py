@@ -9,9 +9,10 @@ Configurations, each one validation epoch without gradients:
 
 - ``plain``: the forward passes only.
 - ``lit-snn suite``: the same with everything :class:`lit_snn.callbacks.snn_metrics.SNNMetricsCallback` runs:
-  an attached :class:`~lit_snn.metrics.SNNProbe`, ``collect()`` after every batch and ``update`` of
-  SynapticOperations, SpikeRate, SpikesPerSample, ActivationSparsity, DeadNeuronFraction, OperationEnergy x 3 presets
-  and DataMovementEnergy x 3 hardware presets, then ``compute()`` of all of them and the static figures.
+  an attached :class:`~lit_snn.metrics.SNNProbe` (its hooks run per batch), and at the end of the epoch one
+  ``collect()``, ``update`` of SynapticOperations, SpikeRate, SpikesPerSample, ActivationSparsity,
+  DeadNeuronFraction, OperationEnergy x 3 presets and DataMovementEnergy x 3 hardware presets, then ``compute()`` of
+  all of them and the static figures.
 - ``neurobench``: NeuroBench's ``Benchmark.run`` with its ``SynapticOperations`` and ``ActivationSparsity`` (the same
   counts; our LIF added with ``add_activation_module``) on a ``TorchModel`` of the same network (batch-first data,
   transposed to time-first inside, so that NeuroBench counts samples correctly).
@@ -22,14 +23,17 @@ A second measurement runs the real thing: ``trainer.validate`` of a ``lit_snn.Sp
 ~30 totals instead of ~140 figures), the trainers rotating,
 ``--rounds`` rounds after a warm-up; medians of the whole ``validate`` calls (Lightning's fixed costs included).
 
-Before timing, the two metric implementations are run once and their counts compared (they must be equal).
+Before timing, the two metric implementations are run once and their counts compared (they must be equal), and the
+suite's figures with one ``collect()`` per epoch are checked equal to those with one ``collect()`` + ``update`` per
+batch.
 
 Timing. Other processes share this machine's 2 cores, so epoch times swing by several x; to compare like with like,
 ``plain`` and ``lit-snn suite`` are timed batch by batch, interleaved (each batch: one configuration, then the other,
-the order alternating), for ``--rounds`` rounds after a warm-up round; a configuration's epoch time is the sum over
-batches of its per-batch median (and, as the least-disturbed estimate, of its per-batch minimum). The suite's
-``compute()`` at the end of the epoch (once per epoch) is timed apart and
-added. NeuroBench, whose overhead is large, is timed per whole epoch (``Benchmark.run``), median over the rounds, and
+the order alternating; ``plain`` runs an identical copy of the network without hooks, so the probe stays attached
+for the whole epoch), for ``--rounds`` rounds after a warm-up round; a configuration's epoch time is the sum over
+batches of its per-batch median (and, as the least-disturbed estimate, of its per-batch minimum). The suite's epoch
+end (``collect``, ``update``, ``compute()``, once per epoch) is timed apart and added. NeuroBench, whose
+overhead is large, is timed per whole epoch (``Benchmark.run``), median over the rounds, and
 compared with the plain epoch time of the same rounds. The load average before and after and the torch thread
 count are recorded.
 
@@ -39,6 +43,7 @@ Run: ``python benchmarks/metrics_overhead.py`` (writes ``benchmarks/results/metr
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -95,14 +100,16 @@ def make_suite() -> dict:
     return suite
 
 
-def suite_epoch(net: nn.Module, batches: list[torch.Tensor]) -> dict:
+def suite_epoch(net: nn.Module, batches: list[torch.Tensor], per_batch: bool = False) -> dict:
+    """The suite's figures for one epoch: one ``collect`` at the end (as the callback does), or one per batch."""
     probe, suite = SNNProbe(net), make_suite()
     with probe, torch.no_grad():
-        for x in batches:
+        for i, x in enumerate(batches):
             net(x)
-            stats = probe.collect()
-            for metric in suite.values():
-                metric.update(stats)
+            if per_batch or i == len(batches) - 1:
+                stats = probe.collect()
+                for metric in suite.values():
+                    metric.update(stats)
     results = {name: metric.compute() for name, metric in suite.items()}
     results["static"] = (connection_sparsity(net), parameter_count(net), footprint(net))
     return results
@@ -137,6 +144,18 @@ def neurobench_epoch(net: nn.Module, batches: list[torch.Tensor]) -> dict:
         return bench.run(quiet=True)
     finally:
         bench.workload_metric_manager.cleanup_hooks(model)
+
+
+def _flatten(results: dict) -> dict[str, float]:
+    out = {}
+    for group, value in results.items():
+        if isinstance(value, dict):
+            out.update({f"{group}/{k}": float(v) for k, v in value.items()})
+        elif isinstance(value, torch.Tensor):
+            out[group] = float(value)
+        else:
+            out[group] = tuple(float(v) for v in value)
+    return {k: ("nan" if v != v else v) if isinstance(v, float) else v for k, v in out.items()}
 
 
 def check_equal(ours: dict, theirs: dict) -> list[str]:
@@ -202,32 +221,37 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--num-steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "metrics_overhead.md")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     net = BaselineLIF().eval()
     batches = load_validation(args.data_dir, args.num_steps, args.batch_size)
     ours, theirs = suite_epoch(net, batches), neurobench_epoch(net, batches)
     equality = check_equal(ours, theirs)
+    flat = _flatten(ours)
+    if flat != _flatten(suite_epoch(net, batches, per_batch=True)):
+        raise SystemExit("one collect per epoch and one per batch give different figures")
 
+    net_plain = copy.deepcopy(net)  # the same network without hooks, so the probe can stay attached all epoch
     probe, suite = SNNProbe(net), make_suite()
 
     def plain_batch(x: torch.Tensor) -> None:
         with torch.no_grad():
-            net(x)
+            net_plain(x)
 
     def suite_batch(x: torch.Tensor) -> None:
-        with probe, torch.no_grad():
+        with torch.no_grad():
             net(x)
-            stats = probe.collect()
-            for metric in suite.values():
-                metric.update(stats)
 
     per_batch: dict[str, list[list[float]]] = {"plain": [[] for _ in batches], "suite": [[] for _ in batches]}
     compute_times, nb_times, plain_epochs = [], [], []
     load_before = os.getloadavg()
     for r in range(args.rounds + 1):
+        probe.attach()
         for i, x in enumerate(batches):
             order = [("plain", plain_batch), ("suite", suite_batch)]
             for name, fn in order if (r + i) % 2 == 0 else order[::-1]:
@@ -236,6 +260,10 @@ def main() -> None:
                 if r > 0:  # round 0 warms up
                     per_batch[name][i].append(time.perf_counter() - start)
         start = time.perf_counter()
+        probe.detach()
+        stats = probe.collect()
+        for metric in suite.values():
+            metric.update(stats)
         {name: metric.compute() for name, metric in suite.items()}
         connection_sparsity(net), parameter_count(net), footprint(net)
         if r > 0:
@@ -261,7 +289,7 @@ def main() -> None:
     nb_plain, nb = statistics.median(plain_epochs), statistics.median(nb_times)
     rows = [
         f"| plain (interleaved with the suite) | {plain * 1000:.0f} | - |",
-        f"| lit-snn suite (incl. compute: {statistics.median(compute_times) * 1000:.1f} ms) | {ours * 1000:.0f} | "
+        f"| lit-snn suite (incl. epoch end: {statistics.median(compute_times) * 1000:.1f} ms) | {ours * 1000:.0f} | "
         f"{100 * (ours - plain) / plain:+.1f}% (median per-batch ratio {statistics.median(ratios):.3f}) |",
         f"| plain, best of rounds per batch | {plain_best * 1000:.0f} | - |",
         f"| lit-snn suite, best of rounds per batch | {ours_best * 1000:.0f} | "
@@ -276,7 +304,7 @@ def main() -> None:
         "# Metric-suite overhead on a Baseline LIF validation epoch",
         "",
         f"Command: `python benchmarks/metrics_overhead.py --batch-size {args.batch_size} --num-steps {args.num_steps} "
-        f"--rounds {args.rounds}`",
+        f"--rounds {args.rounds}{'' if args.threads is None else f' --threads {args.threads}'}`",
         "",
         f"BaselineLIF 784-512-256-10 (eval, seeded init), T={args.num_steps}, {n_images} MNIST validation images in "
         f"{len(batches)} batches of {args.batch_size}, direct encoding. "
