@@ -332,12 +332,15 @@ def main() -> None:
         "|---|---|---|",
         *lightning_rows,
         "",
-        "Where the time goes: per batch the probe makes a few memory-bound passes over every synaptic layer's input "
-        "(indicator, per-step AC/MAC test, batch sum) and every neuron layer's output, plus ~100 small tensor ops "
-        "(hooks, `collect`, metric updates); the counts never synchronise with the host. The Baseline LIF is tiny "
-        "(a batch of 256 x 4 steps takes a few ms on 2 cores), so this fixed work weighs far more here than for wider "
-        "layers (its relative cost falls with the fan-out) or on a GPU. At the epoch end Lightning's `log` costs "
-        "~0.5 ms per key; `per_layer=False` logs the ~30 totals instead of ~140 figures.",
+        "Where the time goes: per batch only the probe's hooks run (the callback collects once per epoch). The "
+        "first layer's analog input costs one indicator pass, its batch sum and one max pass (a step with an input "
+        "above 1 is analog); each LIF output costs one indicator pass and its batch sum, and the Linear reading "
+        "those spikes reuses both and adds one comparison pass (spikes equal to their indicator are binary); plus "
+        "~30 small tensor ops. The Baseline LIF is tiny (a batch of 256 x 4 steps takes a few ms), so this "
+        "memory-bound work weighs far more here than for wider layers (its relative cost falls with the fan-out). "
+        "At the epoch end, `collect`, the metric updates and `compute` take a few ms; in `trainer.validate` "
+        "Lightning's `log` costs ~0.5 ms per key (~150 keys by default), the callback's main cost; "
+        "`per_layer=False` logs the ~30 totals instead.",
         "",
         "Same counts from both (checked before timing):",
         "",
