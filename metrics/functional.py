@@ -189,6 +189,7 @@ def step_counts(
     and the indicator when already known (from the neuron that produced ``xs``).
     """
     buf = scratch if scratch is not None else torch.empty(xs.shape, dtype=torch.float32, device=xs.device)
+    given = counts is not None  # counts of a neuron's output: most likely spikes, so skip the "> 1" shortcut
     if counts is None:
         # indicator 1[x != 0] in float32, written by one comparison kernel (float outputs are the fast kernels)
         indicator = torch.ne(xs, 0, out=buf)
@@ -196,7 +197,7 @@ def step_counts(
     steps = xs.shape[0]
     if xs.device.type == "cpu" and xs.numel():
         dims = tuple(range(1, xs.dim()))
-        if bool((xs.amax(dims) > 1).all()):  # NaN > 1 is False: such a step goes to the exact test
+        if not given and bool((xs.amax(dims) > 1).all()):  # NaN > 1 is False: such a step gets the exact test
             return counts, torch.ones(steps, dtype=torch.bool, device=xs.device)
         if indicator is not None and not bool(torch.ne(xs, indicator, out=indicator).amax(dims).any()):
             return counts, torch.zeros(steps, dtype=torch.bool, device=xs.device)
