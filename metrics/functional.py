@@ -186,15 +186,22 @@ def step_counts(
 
     ``scratch``: an optional float32 tensor of ``xs``'s shape to write the indicators into (saves allocating tensors
     of the input's size per call); ``counts`` and ``indicator`` (float32, ``xs``'s shape; overwritten): the counts
-    and the indicator when already known (from the neuron that produced ``xs``).
+    and the indicator when already known (from the neuron that produced ``xs``). An input constant over time (a
+    stride-0 view along the steps, as the direct encoder returns) is counted on its first step only.
     """
+    steps = xs.shape[0]
+    if steps > 1 and xs.stride(0) == 0:  # constant over time (direct coding's x.expand(T, ...)): every step is step 0
+        first = step_counts(
+            xs[:1], None if scratch is None else scratch[:1], None if counts is None else counts[:1],
+            None if indicator is None else indicator[:1],
+        )
+        return first[0].expand(steps, *first[0].shape[1:]), first[1].expand(steps)
     buf = scratch if scratch is not None else torch.empty(xs.shape, dtype=torch.float32, device=xs.device)
     given = counts is not None  # counts of a neuron's output: most likely spikes, so skip the "> 1" shortcut
     if counts is None:
         # indicator 1[x != 0] in float32, written by one comparison kernel (float outputs are the fast kernels)
         indicator = torch.ne(xs, 0, out=buf)
         counts = indicator.sum(1)
-    steps = xs.shape[0]
     if xs.device.type == "cpu" and xs.numel():
         dims = tuple(range(1, xs.dim()))
         if not given and bool((xs.amax(dims) > 1).all()):  # NaN > 1 is False: such a step gets the exact test

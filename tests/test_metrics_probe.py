@@ -484,3 +484,16 @@ def test_step_counts_shortcuts_agree_with_the_definition():
         indicator = (xs != 0).float()  # as a neuron hook hands it over
         counts, analog = step_counts(xs.clone(), None, want_counts.clone(), indicator)
         assert torch.equal(analog, want_analog) and torch.equal(counts, want_counts), name
+
+
+def test_time_constant_input_counted_once_gives_the_same_ops():
+    fc = nn.Linear(5, 3)
+    with torch.no_grad():
+        fc.weight[:, 2] = 0.0
+    for image in (torch.tensor([[0.0, 2.0, 1.0, 0.0, -0.5], [1.0, 0.0, 0.0, 1.0, 1.0]]), torch.eye(5)[:2]):
+        view = image.unsqueeze(0).expand(4, -1, -1)  # [T=4, B=2, 5], stride 0 over time (direct coding)
+        assert view.stride(0) == 0
+        got, want = layer_synaptic_operations(fc, view, 2), layer_synaptic_operations(fc, view.contiguous(), 2)
+        assert (got.effective_acs.item(), got.effective_macs.item(), got.input_nonzero.item()) == (
+            want.effective_acs.item(), want.effective_macs.item(), want.input_nonzero.item())
+        assert got.effective_acs.item() + got.effective_macs.item() > 0
