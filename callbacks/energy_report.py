@@ -7,7 +7,8 @@ the test epoch); at its end the callback computes, with :mod:`lit_snn.metrics`, 
   input spike rate ``s`` = nonzero inputs / inputs (per step, over the test set);
 - synaptic operations per sample (NeuroBench definitions): effective ACs, effective MACs and dense ops;
 - energy model 1, operation counting: ``E_SNN = E_AC ACs + E_MAC MACs`` against the ANN of the same topology
-  ``E_ANN = E_MAC dense`` (:class:`~lit_snn.metrics.OperationEnergy`, preset ``operation_preset``);
+  ``E_ANN = E_MAC sum_l dense_l / T_l``, one ANN pass (:class:`~lit_snn.metrics.OperationEnergy`, preset
+  ``operation_preset``);
 - energy model 2, compute + data movement against the quantised twin (QNN with ``ceil(log2(T+1))``-bit
   activations), for each hardware preset: ``E_SNN``, ``E_QNN``, their ratio, the dataflow each side chose
   (``sparse``/``dense``) and, in the total row, the break-even spike rate

@@ -5,12 +5,16 @@ Model 1 -- operation counting (seeds 000 and 003)
 ::
 
     E_SNN = E_AC * effective ACs + E_MAC * effective MACs     (MACs: layers fed analog values, e.g. direct coding)
-    E_ANN = E_MAC * dense ops                                  (the same topology run once as an ANN)
+    E_ANN = E_MAC * sum_l dense_l / T_l                        (the same topology run ONCE as an ANN)
 
 with the synaptic operations of :class:`~lit_snn.metrics.SynapticOperations` (per sample, summed over time steps;
-each layer charged for its real input events). Presets :data:`OPERATION_PRESETS` (Horowitz, "Computing's energy
-problem", ISSCC 2014, 45 nm): fp32 MAC 4.6 pJ (3.7 mult + 0.9 add), AC 0.9; fp16 MAC 1.5, AC 0.4; int8 MAC 0.23,
-AC 0.03. Either constant can be overridden.
+each layer charged for its real input events) and ``T_l`` the time steps layer ``l`` ran per sample. NeuroBench's
+dense count of an SNN sums all T steps; the ANN twin does one pass, so its dense ops are divided by ``T_l``
+(seed 000 compares against the 268,800 MACs of one ANN pass). A direct-coded first layer does analog MACs at every
+step, so at large T the SNN can cost more than its ANN even when its hidden layers are sparse.
+
+Presets :data:`OPERATION_PRESETS` (Horowitz, "Computing's energy problem", ISSCC 2014, 45 nm): fp32 MAC 4.6 pJ
+(3.7 mult + 0.9 add), AC 0.9; fp16 MAC 1.5, AC 0.4; int8 MAC 0.23, AC 0.03. Either constant can be overridden.
 
 Model 2 -- compute + data movement against the quantised twin (seed 002)
 -----------------------------------------------------------------------
@@ -110,22 +114,51 @@ def operation_costs(preset: str | OperationCosts = "fp32_45nm", **overrides: flo
     return replace(preset, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def operation_energy(synops: Mapping[str, torch.Tensor | float], costs: OperationCosts) -> dict[str, torch.Tensor]:
+def operation_energy(
+    synops: Mapping[str, torch.Tensor | float], costs: OperationCosts, steps: float | Mapping[str, float]
+) -> dict[str, torch.Tensor]:
     """Model 1 from a synaptic-operations result (keys ``effective_acs``, ``effective_macs``, ``dense`` and per layer).
+
+    Args:
+        synops: per-sample operations summed over time steps, total and ``<key>/<layer>``.
+        costs: the energy per operation.
+        steps: ``T_l``, the time steps each synaptic layer ran per sample: one number for every layer, or a mapping
+            layer name -> ``T_l`` (needed for every layer in ``synops``). The ANN twin runs once:
+            ``E_ANN = E_MAC * sum_l dense_l / T_l``.
 
     Returns ``snn_pj``, ``ann_pj``, ``ratio`` (``E_SNN / E_ANN``) and the same per layer (``snn_pj/<layer>``, ...).
 
-    >>> operation_energy({"effective_acs": 100.0, "effective_macs": 10.0, "dense": 1000.0}, operation_costs())
-    {'snn_pj': 136.0, 'ann_pj': 4600.0, 'ratio': 0.029565217391304348}
+    >>> operation_energy({"effective_acs": 100.0, "effective_macs": 10.0, "dense": 1000.0}, operation_costs(), steps=4)
+    {'snn_pj': 136.0, 'ann_pj': 1150.0, 'ratio': 0.11826086956521739}
     """
-    out = {}
-    for key in [k for k in synops if k.startswith("effective_acs")]:
-        suffix = key[len("effective_acs"):]
-        snn = costs.e_ac * synops[key] + costs.e_mac * synops["effective_macs" + suffix]
-        ann = costs.e_mac * synops["dense" + suffix]
-        out["snn_pj" + suffix], out["ann_pj" + suffix], out["ratio" + suffix] = snn, ann, snn / ann
-    if "snn_pj" not in out:
+    if "effective_acs" not in synops:
         raise ValueError("operation_energy needs the keys effective_acs, effective_macs and dense")
+    layers = [k[len("effective_acs/"):] for k in synops if k.startswith("effective_acs/")]
+
+    def layer_steps(name: str | None) -> float:
+        t = steps if not isinstance(steps, Mapping) else steps.get(name) if name is not None else None
+        if t is None:
+            raise ValueError(
+                f"operation_energy: steps gives no time steps for layer {name!r}; give a number or a mapping with "
+                f"every layer of synops ({layers})"
+            )
+        if not float(t) > 0:
+            raise ValueError(f"operation_energy: time steps must be > 0, got {t!r} for layer {name!r}")
+        return float(t)
+
+    out = {}
+    for name in layers:
+        snn = costs.e_ac * synops[f"effective_acs/{name}"] + costs.e_mac * synops[f"effective_macs/{name}"]
+        ann = costs.e_mac * synops[f"dense/{name}"] / layer_steps(name)
+        out[f"snn_pj/{name}"], out[f"ann_pj/{name}"], out[f"ratio/{name}"] = snn, ann, snn / ann
+    snn = costs.e_ac * synops["effective_acs"] + costs.e_mac * synops["effective_macs"]
+    if layers:
+        ann = sum(out[f"ann_pj/{name}"] for name in layers)
+    else:
+        if isinstance(steps, Mapping):
+            raise ValueError("operation_energy: a mapping of steps needs per-layer keys (<key>/<layer>) in synops")
+        ann = costs.e_mac * synops["dense"] / layer_steps(None)
+    out.update(snn_pj=snn, ann_pj=ann, ratio=snn / ann)
     return out
 
 
@@ -143,9 +176,18 @@ class OperationEnergy(SynapticOperations):
     ) -> None:
         super().__init__(**kwargs)
         self.costs = operation_costs(preset, e_mac=e_mac, e_ac=e_ac)
+        self.add_state("rows", default=torch.zeros(0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, stats: ProbeStats) -> None:
+        super().update(stats)
+        self._add("rows", stats.rows)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        return operation_energy(super().compute(), self.costs)
+        synops = super().compute()
+        # rows = samples x steps for every synaptic layer (Linear and Conv alike), so T_l = rows_l / samples
+        samples = float(self.samples)
+        steps = {name: r / samples for name, r in zip(self.synaptic_names, self.rows.tolist(), strict=True)}
+        return operation_energy(synops, self.costs, steps)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -32,18 +32,32 @@ def test_operation_energy_presets_and_hand_case():
               "effective_acs/fc": 100.0, "effective_macs/fc": 10.0, "dense/fc": 1000.0}
     expected = {"fp32_45nm": (4.6, 0.9), "fp16_45nm": (1.5, 0.4), "int8_45nm": (0.23, 0.03)}
     for preset, (mac, ac) in expected.items():
-        e = operation_energy(synops, operation_costs(preset))
+        e = operation_energy(synops, operation_costs(preset), steps=4)
         assert e["snn_pj"] == pytest.approx(100 * ac + 10 * mac)
-        assert e["ann_pj"] == pytest.approx(1000 * mac)
+        assert e["ann_pj"] == pytest.approx(1000 / 4 * mac)  # the ANN twin runs once: dense ops of one step
         assert e["snn_pj/fc"] == e["snn_pj"] and e["ratio"] == pytest.approx(e["snn_pj"] / e["ann_pj"])
-    e = operation_energy(synops, operation_costs("fp32_45nm", e_ac=1.0, e_mac=2.0))
-    assert e["snn_pj"] == 120.0 and e["ann_pj"] == 2000.0
+    e = operation_energy(synops, operation_costs("fp32_45nm", e_ac=1.0, e_mac=2.0), steps={"fc": 2})
+    assert e["snn_pj"] == 120.0 and e["ann_pj"] == 1000.0
+    with pytest.raises(ValueError, match="no time steps for layer 'fc'"):
+        operation_energy(synops, operation_costs(), steps={"other": 2})
+    with pytest.raises(ValueError, match="time steps must be > 0"):
+        operation_energy(synops, operation_costs(), steps=0)
+
+
+def test_ann_twin_is_one_pass_per_layer():
+    """Layers that ran for different numbers of steps: each layer's dense ops are divided by its own T_l."""
+    synops = {"effective_acs": 50.0, "effective_macs": 400.0, "dense": 1200.0,
+              "effective_acs/a": 0.0, "effective_macs/a": 400.0, "dense/a": 400.0,     # ran 4 steps: 100 per pass
+              "effective_acs/b": 50.0, "effective_macs/b": 0.0, "dense/b": 800.0}      # ran 1 step: 800 per pass
+    e = operation_energy(synops, operation_costs(e_mac=2.0, e_ac=1.0), steps={"a": 4, "b": 1})
+    assert e["ann_pj/a"] == 200.0 and e["ann_pj/b"] == 1600.0 and e["ann_pj"] == 1800.0
+    assert e["snn_pj"] == 850.0 and e["ratio"] == pytest.approx(850.0 / 1800.0)
 
 
 def test_seed_000_energy_ratio():
     # 649,765 SOPs against 268,800 ANN MACs with a 5x AC/MAC factor -> 0.483 (the blog's "51.7% lower")
     e = operation_energy({"effective_acs": 649_765.0, "effective_macs": 0.0, "dense": 268_800.0},
-                         operation_costs(e_mac=5.0, e_ac=1.0))
+                         operation_costs(e_mac=5.0, e_ac=1.0), steps=1)  # 268,800: one ANN pass already
     assert round(e["ratio"], 3) == 0.483
 
 
@@ -55,7 +69,7 @@ def test_operation_energy_metric_matches_functional():
         stats = probe.collect()
     ops.update(stats)
     energy.update(stats)
-    expected = operation_energy(ops.compute(), operation_costs("int8_45nm", e_ac=0.05))
+    expected = operation_energy(ops.compute(), operation_costs("int8_45nm", e_ac=0.05), steps=3)  # T = 3
     assert {k: float(v) for k, v in energy.compute().items()} == {k: float(v) for k, v in expected.items()}
 
 
