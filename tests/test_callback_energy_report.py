@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-
 import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from helpers import mnist_prefix  # noqa: E402  (tests/ on sys.path)
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lit_snn.callbacks import EnergyReport
 from lit_snn.metrics import HARDWARE_PRESETS, LayerActivity, data_movement_energy
@@ -19,18 +18,6 @@ from lit_snn.neurons import make_neuron
 
 T = 3
 N_SAMPLES = 32
-
-
-def mnist_prefix(data_dir, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` MNIST training images (normalised, flattened) and labels, read from the IDX files."""
-    with gzip.open(data_dir / "mnist" / "train-images-idx3-ubyte.gz") as f:
-        f.read(16)
-        x = np.frombuffer(f.read(n * 784), dtype=np.uint8).reshape(n, 784)
-    with gzip.open(data_dir / "mnist" / "train-labels-idx1-ubyte.gz") as f:
-        f.read(8)
-        y = np.frombuffer(f.read(n), dtype=np.uint8)
-    x = (torch.tensor(x, dtype=torch.float32) / 255 - 0.1307) / 0.3081
-    return x, torch.tensor(y, dtype=torch.long)
 
 
 class ThreeLayerSNN(SNNModel):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-
 import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from helpers import mnist_prefix  # noqa: E402  (tests/ on sys.path)
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lit_snn.callbacks import SpikeMonitor
@@ -18,18 +17,6 @@ from lit_snn.models.base import SNNModel
 from lit_snn.neurons import make_neuron
 
 T = 3
-
-
-def mnist_prefix(data_dir, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` MNIST training images (normalised, flattened) and labels, read from the IDX files."""
-    with gzip.open(data_dir / "mnist" / "train-images-idx3-ubyte.gz") as f:
-        f.read(16)
-        x = np.frombuffer(f.read(n * 784), dtype=np.uint8).reshape(n, 784)
-    with gzip.open(data_dir / "mnist" / "train-labels-idx1-ubyte.gz") as f:
-        f.read(8)
-        y = np.frombuffer(f.read(n), dtype=np.uint8)
-    x = (torch.tensor(x, dtype=torch.float32) / 255 - 0.1307) / 0.3081
-    return x, torch.tensor(y, dtype=torch.long)
 
 
 class TwoLayerSNN(SNNModel):

@@ -515,14 +515,15 @@ def test_time_first_linear_computes_a_constant_input_once_with_equal_results_and
     w = torch.randn(5, 3, 4, dtype=torch.float64)
     g_static = torch.autograd.grad((out_static * w).sum(), (x, fc.weight, fc.bias))
     g_dense = torch.autograd.grad((out_dense * w).sum(), (x, fc.weight, fc.bias))
-    for a, b in zip(g_static, g_dense):
+    for a, b in zip(g_static, g_dense, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
 def test_direct_coded_models_count_synaptic_operations_of_every_step():
     """The once-computed first layer still counts T steps of MACs, as a step-by-step simulation would."""
-    from lit_snn.encoders import make_encoder
     from lit_snn.metrics.functional import synaptic_operations
+
+    from lit_snn.encoders import make_encoder
 
     net = BaselineLIF().eval()
     x = torch.rand(2, 784)
