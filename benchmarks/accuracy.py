@@ -73,7 +73,6 @@ def run_one(
     metric changed) and its training figures are kept.
     """
     from lit_snn.callbacks import SNNMetricsCallback, SpikeMonitor
-
     from lit_snn.cli import build_cli
     from lit_snn.neurons import SpikingNeuron
 

@@ -53,6 +53,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
+from lit_snn.data.mnist import read_idx
+from lit_snn.data.tensor import split_indices
 from lit_snn.metrics import (
     HARDWARE_PRESETS,
     OPERATION_PRESETS,
@@ -66,10 +70,6 @@ from lit_snn.metrics import (
     SynapticOperations,
 )
 from lit_snn.metrics.functional import connection_sparsity, footprint, parameter_count
-from torch import nn
-
-from lit_snn.data.mnist import read_idx
-from lit_snn.data.tensor import split_indices
 from lit_snn.models.baseline import BaselineLIF
 from lit_snn.neurons import SpikingNeuron
 
@@ -177,9 +177,9 @@ def check_equal(ours: dict, theirs: dict) -> list[str]:
 
 def lightning_validate(args) -> list[str]:
     import lightning as L
-    from lit_snn.callbacks.snn_metrics import SNNMetricsCallback
 
     from lit_snn import SpikingClassifier
+    from lit_snn.callbacks.snn_metrics import SNNMetricsCallback
     from lit_snn.data import MNISTDataModule
 
     torch.manual_seed(0)

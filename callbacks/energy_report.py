@@ -37,6 +37,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
+
 from lit_snn.metrics import (
     HARDWARE_PRESETS,
     OPERATION_PRESETS,

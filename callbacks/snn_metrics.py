@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
+from torch import nn
+
 from lit_snn.metrics import (
     HARDWARE_PRESETS,
     OPERATION_PRESETS,
@@ -44,7 +46,6 @@ from lit_snn.metrics import (
     resolve_neurons,
 )
 from lit_snn.metrics.functional import connection_sparsity, footprint, parameter_count
-from torch import nn
 
 STAGES = ("train", "validate", "test")
 PREFIXES = {"train": "train", "validate": "val", "test": "test"}

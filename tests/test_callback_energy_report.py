@@ -8,11 +8,11 @@ import pytest
 import torch
 from helpers import mnist_prefix  # noqa: E402  (tests/ on sys.path)
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from lit_snn.callbacks import EnergyReport
-from lit_snn.metrics import HARDWARE_PRESETS, LayerActivity, data_movement_energy
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lit_snn.callbacks import EnergyReport
+from lit_snn.metrics import HARDWARE_PRESETS, LayerActivity, data_movement_energy
 from lit_snn.models.base import SNNModel
 from lit_snn.neurons import make_neuron
 

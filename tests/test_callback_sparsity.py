@@ -7,6 +7,9 @@ import pytest
 import torch
 from helpers import mnist_prefix  # noqa: E402  (tests/ on sys.path)
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
 from lit_snn.callbacks import ProgressiveSparsity
 from lit_snn.callbacks.progressive_sparsity import (
     magnitude_scores,
@@ -15,9 +18,6 @@ from lit_snn.callbacks.progressive_sparsity import (
     prune_neurons,
     restore_pruning,
 )
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-
 from lit_snn.models.base import PrunableLayer, SNNModel
 from lit_snn.neurons import make_neuron
 

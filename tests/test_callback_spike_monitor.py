@@ -9,10 +9,10 @@ import torch
 from helpers import mnist_prefix  # noqa: E402  (tests/ on sys.path)
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
-from lit_snn.callbacks import SpikeMonitor
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from lit_snn.callbacks import SpikeMonitor
 from lit_snn.models.base import SNNModel
 from lit_snn.neurons import make_neuron
 

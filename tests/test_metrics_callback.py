@@ -6,10 +6,10 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from lit_snn.callbacks.snn_metrics import SNNMetricsCallback
-from lit_snn.metrics import SNNProbe, SpikeRate, SynapticOperations
 from torch import nn
 
+from lit_snn.callbacks.snn_metrics import SNNMetricsCallback
+from lit_snn.metrics import SNNProbe, SpikeRate, SynapticOperations
 from lit_snn.neurons import LIF
 
 

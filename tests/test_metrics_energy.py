@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from lit_snn.metrics import (
     DataMovementEnergy,
     HardwareModel,
@@ -20,8 +22,6 @@ from lit_snn.metrics import (
     qnn_bits,
     twin_qnn_density,
 )
-from torch import nn
-
 from lit_snn.neurons import LIF
 
 # -- model 1: operation counting ---------------------------------------------------------------------------------------

@@ -14,13 +14,6 @@ from torch import nn
 snn = pytest.importorskip("snntorch")
 pytest.importorskip("neurobench")
 
-from lit_snn.metrics import ActivationSparsity, SNNProbe, SynapticOperations  # noqa: E402
-from lit_snn.metrics.functional import (  # noqa: E402
-    connection_sparsity,
-    footprint,
-    parameter_count,
-    synaptic_operations,
-)
 from neurobench.benchmarks import Benchmark  # noqa: E402
 from neurobench.metrics.static import ConnectionSparsity, Footprint, ParameterCount  # noqa: E402
 from neurobench.metrics.workload import ActivationSparsity as NBActivationSparsity  # noqa: E402
@@ -29,6 +22,13 @@ from neurobench.models import SNNTorchModel  # noqa: E402
 from snntorch import surrogate  # noqa: E402
 from snntorch import utils as snn_utils  # noqa: E402
 
+from lit_snn.metrics import ActivationSparsity, SNNProbe, SynapticOperations  # noqa: E402
+from lit_snn.metrics.functional import (  # noqa: E402
+    connection_sparsity,
+    footprint,
+    parameter_count,
+    synaptic_operations,
+)
 from lit_snn.neurons import LIF  # noqa: E402
 
 

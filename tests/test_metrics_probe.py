@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch import nn
+
 from lit_snn.metrics import (
     ActivationSparsity,
     DataMovementEnergy,
@@ -25,8 +27,6 @@ from lit_snn.metrics.functional import (
     step_counts,
     synaptic_operations,
 )
-from torch import nn
-
 from lit_snn.neurons import LIF, make_neuron
 
 

@@ -521,9 +521,8 @@ def test_time_first_linear_computes_a_constant_input_once_with_equal_results_and
 
 def test_direct_coded_models_count_synaptic_operations_of_every_step():
     """The once-computed first layer still counts T steps of MACs, as a step-by-step simulation would."""
-    from lit_snn.metrics.functional import synaptic_operations
-
     from lit_snn.encoders import make_encoder
+    from lit_snn.metrics.functional import synaptic_operations
 
     net = BaselineLIF().eval()
     x = torch.rand(2, 784)
