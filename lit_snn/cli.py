@@ -98,6 +98,9 @@ class BestCheckpoint(ModelCheckpoint):
 
     def _save_topk_checkpoint(self, trainer, monitor_candidates) -> None:
         if trainer.current_epoch < self.min_epoch:
+            # Not eligible as best. ModelCheckpoint writes last.ckpt only after a save at this step, so mark the step
+            # as handled: save_last still keeps a resumable last.ckpt during the early epochs.
+            self._last_global_step_saved = trainer.global_step
             return
         super()._save_topk_checkpoint(trainer, monitor_candidates)
 

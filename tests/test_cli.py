@@ -98,6 +98,18 @@ def test_min_epoch_leaves_early_epochs_out_of_the_best(tmp_path, monkeypatch) ->
         BestCheckpoint(min_epoch=-1)
 
 
+def test_min_epoch_still_writes_a_resumable_last_checkpoint(tmp_path, monkeypatch) -> None:
+    """Before min_epoch nothing is 'best', but last.ckpt is written every epoch so that the run can resume."""
+    monkeypatch.chdir(tmp_path)
+    cli = build_cli(["fit", *toy_args(tmp_path, "--trainer.max_epochs=2", "--checkpoint.min_epoch=5")])
+    callback = cli.trainer.checkpoint_callback
+    assert callback.best_model_path == ""
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1
+    with pytest.raises(FileNotFoundError, match="records no best checkpoint"):
+        best_checkpoint(tmp_path / "checkpoints")
+
+
 def test_evaluating_best_without_a_fit_says_what_to_do(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"no last.ckpt there: run fit first .* or pass --ckpt_path PATH"):
