@@ -221,6 +221,9 @@ class SpikingClassifier(LightningModule):
             return x, y, y, 1.0
         lam = float(torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha).sample())
         perm = torch.randperm(x.shape[1], device=x.device)
+        if x.stride(0) == 0:  # a time-constant (direct-coded) view: mix one step, keep it constant over time
+            step = lam * x[0] + (1.0 - lam) * x[0, perm]
+            return step.unsqueeze(0).expand_as(x), y, y[perm], lam
         return lam * x + (1.0 - lam) * x[:, perm], y, y[perm], lam
 
     def _check_loss(self, loss: torch.Tensor, stage: str, batch_idx: int) -> None:

@@ -169,6 +169,12 @@ def test_mixup_mixes_inputs_and_targets() -> None:
     torch.testing.assert_close(loss, F.cross_entropy(z.mean(0), soft))
     off = SpikingClassifier(EyeNet, mixup_alpha=0.4, mixup_prob=0.0)
     assert off._mix(x, y)[3] == 1.0
+    # a direct-coded batch (stride-0 view over time) stays a time-constant view, with the same mixed values
+    static = torch.randn(6, 4).unsqueeze(0).expand(3, 6, 4)
+    torch.manual_seed(5)
+    mixed, _, y_b, lam = model._mix(static, y)
+    assert mixed.stride(0) == 0
+    torch.testing.assert_close(mixed, lam * static + (1 - lam) * static[:, y_b])
 
 
 def test_optimizer_and_scheduler_from_arguments() -> None:
