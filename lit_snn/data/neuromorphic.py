@@ -140,13 +140,20 @@ class EventFramesDataModule(L.LightningDataModule):
     def _present(self, part: str) -> bool:
         return any((self.location / self.parts[part]).glob(f"**/*{self.file_type}"))
 
+    # The three hooks below serve datasets with tonic's train/test split (``train=`` argument), found by
+    # ``tonic_name`` in tonic.datasets and lit_snn.data._tonic_datasets; other datasets override them.
     def _source(self, part: str) -> tuple[str, str]:
         """(archive file name, URL) of ``part``, from tonic's class."""
-        raise NotImplementedError
+        import tonic.datasets
+
+        cls = getattr(tonic.datasets, self.tonic_name)
+        return (cls.train_filename, cls.train_url) if part == "train" else (cls.test_filename, cls.test_url)
 
     def _tonic_download(self, part: str) -> None:
         """Download and extract ``part`` with tonic's original class (its downloader checks the md5)."""
-        raise NotImplementedError
+        import tonic.datasets
+
+        getattr(tonic.datasets, self.tonic_name)(str(self.data_dir), train=part == "train")
 
     def _missing(self, part: str) -> FileNotFoundError:
         filename, url = self._source(part)
@@ -179,7 +186,9 @@ class EventFramesDataModule(L.LightningDataModule):
     # -- datasets ----------------------------------------------------------------------------------------------
     def _reader(self, part: str, transform):
         """tonic's (offline, sorted) dataset of ``part``."""
-        raise NotImplementedError
+        from . import _tonic_datasets
+
+        return getattr(_tonic_datasets, self.tonic_name)(str(self.data_dir), train=part == "train", transform=transform)
 
     def _cached(self, part: str):
         from tonic import DiskCachedDataset
@@ -251,22 +260,6 @@ class NMNISTDataModule(EventFramesDataModule):
     file_type = ".bin"
     parts = {"train": "Train", "test": "Test"}
 
-    def _source(self, part):
-        import tonic.datasets
-
-        cls = tonic.datasets.NMNIST
-        return (cls.train_filename, cls.train_url) if part == "train" else (cls.test_filename, cls.test_url)
-
-    def _tonic_download(self, part):
-        import tonic.datasets
-
-        tonic.datasets.NMNIST(str(self.data_dir), train=part == "train")
-
-    def _reader(self, part, transform):
-        from ._tonic_datasets import NMNIST
-
-        return NMNIST(str(self.data_dir), train=part == "train", transform=transform)
-
 
 class DVSGestureDataModule(EventFramesDataModule):
     """IBM DVS-Gesture (Amir et al. 2017), tonic's preprocessed version: 128x128 sensor, 2 polarities, 11 classes
@@ -278,22 +271,6 @@ class DVSGestureDataModule(EventFramesDataModule):
     num_classes = 11
     file_type = ".npy"
     parts = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
-
-    def _source(self, part):
-        import tonic.datasets
-
-        cls = tonic.datasets.DVSGesture
-        return (cls.train_filename, cls.train_url) if part == "train" else (cls.test_filename, cls.test_url)
-
-    def _tonic_download(self, part):
-        import tonic.datasets
-
-        tonic.datasets.DVSGesture(str(self.data_dir), train=part == "train")
-
-    def _reader(self, part, transform):
-        from ._tonic_datasets import DVSGesture
-
-        return DVSGesture(str(self.data_dir), train=part == "train", transform=transform)
 
 
 class CIFAR10DVSDataModule(EventFramesDataModule):
