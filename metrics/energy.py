@@ -136,7 +136,7 @@ def operation_energy(
     layers = [k[len("effective_acs/"):] for k in synops if k.startswith("effective_acs/")]
 
     def layer_steps(name: str | None) -> float:
-        t = steps if not isinstance(steps, Mapping) else steps.get(name) if name is not None else None
+        t = steps.get(name) if isinstance(steps, Mapping) else steps
         if t is None:
             raise ValueError(
                 f"operation_energy: steps gives no time steps for layer {name!r}; give a number or a mapping with "
