@@ -7,8 +7,11 @@
 At the start of each measured epoch the callback attaches an :class:`~lit_snn.metrics.SNNProbe` to the network
 (hooks on its neurons and synaptic layers); at the end of the epoch it removes the hooks, hands what the probe
 counted to the metrics (one update with the epoch's totals: nothing but the hooks runs per batch) and logs every
-figure with ``pl_module.log_dict`` to whatever logger the trainer has (``<stage>`` is ``train``, ``val`` or
-``test``; ``<layer>`` a qualified module name)::
+figure to whatever loggers the trainer has, at the step of Lightning's own epoch-end logging, and into
+``trainer.callback_metrics`` (so ``ModelCheckpoint``/``EarlyStopping`` can monitor any of them); the headline figures
+(``HEADLINE``: synaptic operations, spike rate, activation sparsity) also go through ``pl_module.log``, so
+``trainer.validate``/``test`` return and print them; ``callback.results[<stage>]`` holds the last epoch's figures as
+floats. ``<stage>`` is ``train``, ``val`` or ``test``; ``<layer>`` a qualified module name::
 
     <stage>/synops/{effective_acs,effective_macs,dense}[/<layer>]       per sample, summed over time steps
     <stage>/spike_rate[/<layer>]    <stage>/spikes_per_sample[/<layer>]  <stage>/dead_neuron_fraction[/<layer>]
@@ -49,6 +52,8 @@ from lit_snn.metrics.functional import connection_sparsity, footprint, parameter
 
 STAGES = ("train", "validate", "test")
 PREFIXES = {"train": "train", "validate": "val", "test": "test"}
+#: figures also logged through ``pl_module.log``: ``trainer.validate``/``test`` return and print these
+HEADLINE = ("synops/effective_acs", "synops/effective_macs", "spike_rate", "activation_sparsity")
 
 
 class SNNMetricsCallback(Callback):
@@ -110,6 +115,8 @@ class SNNMetricsCallback(Callback):
         self._probes: dict[str, SNNProbe] = {}
         self._metrics: dict[str, dict[str, Any]] = {}
         self._paused: str | None = None
+        #: the last measured epoch's figures per stage prefix (``"val"``, ``"test"``, ``"train"``), as floats
+        self.results: dict[str, dict[str, float]] = {}
 
     # -- setup ------------------------------------------------------------------------------------------------------
     def _resolve_network(self, pl_module: LightningModule) -> nn.Module:
@@ -179,7 +186,7 @@ class SNNMetricsCallback(Callback):
         for metric in self._metrics[stage].values():
             metric.update(stats)
 
-    def _end(self, stage: str, pl_module: LightningModule) -> None:
+    def _end(self, stage: str, trainer: Trainer, pl_module: LightningModule) -> None:
         probe = self._probes.get(stage)
         if probe is None or not probe.attached:
             return
@@ -197,11 +204,29 @@ class SNNMetricsCallback(Callback):
                 result = {k: v for k, v in result.items() if k.count("/") <= depth}
             head = f"{prefix}/{group}/" if group in ("synops", "energy_movement") or "/" in group else f"{prefix}/"
             logs.update({head + k: v for k, v in result.items()})
-        logs[f"{prefix}/connection_sparsity"] = float(connection_sparsity(self.network, self._probes[stage].synapses))
-        logs[f"{prefix}/parameter_count"] = float(parameter_count(self.network))
-        logs[f"{prefix}/footprint_bytes"] = float(footprint(self.network))
-        logs = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in logs.items()}
-        pl_module.log_dict(logs, on_step=False, on_epoch=True, sync_dist=False, add_dataloader_idx=False)
+        logs[f"{prefix}/connection_sparsity"] = connection_sparsity(self.network, self._probes[stage].synapses)
+        logs[f"{prefix}/parameter_count"] = parameter_count(self.network)
+        logs[f"{prefix}/footprint_bytes"] = footprint(self.network)
+        self._publish(trainer, pl_module, prefix, logs)
+
+    def _publish(self, trainer: Trainer, pl_module: LightningModule, prefix: str, logs: dict[str, Any]) -> None:
+        """Hand the epoch's figures to the trainer: the headline figures through ``pl_module.log`` (so that
+        ``trainer.validate``/``test`` return and print them), every other figure straight to the trainer's loggers
+        (at the step Lightning's own epoch-end logging uses) and into ``trainer.callback_metrics``. Lightning's ``log``
+        builds a result object per key (~0.5 ms each on a CPU, again at teardown): for ~150 figures that cost more
+        than the measurement itself."""
+        names = list(logs)
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float64).cpu() for v in logs.values()]).tolist()
+        figures = dict(zip(names, values, strict=True))
+        self.results[prefix] = figures
+        headline = {k: figures[k] for k in (f"{prefix}/{h}" for h in HEADLINE) if k in figures}
+        rest = {k: v for k, v in figures.items() if k not in headline}
+        for key, value in headline.items():
+            pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False, add_dataloader_idx=False)
+        trainer.callback_metrics.update({k: torch.tensor(v, dtype=torch.float32) for k, v in rest.items()})
+        if trainer.loggers:
+            # Lightning's own epoch-end call: the same step (and "epoch" key) as the logged val/test figures
+            trainer._logger_connector.log_metrics(rest)
 
     # training (opt-in); a validation run inside a training epoch pauses the training probe
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -211,7 +236,7 @@ class SNNMetricsCallback(Callback):
         self._batch("train")
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._end("train", pl_module)
+        self._end("train", trainer, pl_module)
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         train_probe = self._probes.get("train")
@@ -225,7 +250,7 @@ class SNNMetricsCallback(Callback):
         self._batch("validate")
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._end("validate", pl_module)
+        self._end("validate", trainer, pl_module)
         if self._paused == "train":
             self._probes["train"].attach()
             self._paused = None
@@ -237,7 +262,7 @@ class SNNMetricsCallback(Callback):
         self._batch("test")
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._end("test", pl_module)
+        self._end("test", trainer, pl_module)
 
     # -- never leave hooks behind -----------------------------------------------------------------------------------
     def _detach_all(self) -> None:

@@ -22,10 +22,13 @@ Hooks only count, with no host synchronisation: a synaptic call writes two indic
 reused buffer (``x != 0`` and ``|x| = 1``, each summed over the batch) and one small matmul with the layer's
 nonzero-weight counts (cached per weight tensor and version in eval mode, recomputed per call in training mode);
 when a Linear's input is the very tensor a neuron just emitted (same object, unchanged version), the neuron's
-per-step counts are reused and only the ``|x| = 1`` pass runs. Per-call results are kept as small tensors and
-reduced (with each batch's activation sparsity) every 64 batches and at :meth:`SNNProbe.collect`, which hands the
-totals since the last collect to the metrics as :class:`ProbeStats` -- per batch or once per epoch, with the same
-values (all counts are integers in float64 or int64; the weighted activation sparsity is summed in batch order).
+per-step counts are reused and only the ``|x| = 1`` pass runs. A lit-snn neuron (any backend) emits exactly 0 or 1
+by contract (:attr:`~lit_snn.neurons.SpikingNeuron.binary_spikes`), so its hook is one batch sum of its output, and
+the Linear that reads those spikes runs no pass at all (every nonzero input is a spike: ACs only). Per-call results
+are kept as small tensors and reduced (with each batch's activation sparsity) every 64 batches and at
+:meth:`SNNProbe.collect`, which hands the totals since the last collect to the metrics as :class:`ProbeStats` -- per
+batch or once per epoch, with the same values (all counts are integers in float64 or int64; the weighted activation
+sparsity is summed in batch order).
 Weights are assumed to change only through tensor operations (which bump their version) or by being replaced.
 """
 
@@ -36,6 +39,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from lit_snn.neurons import SpikingNeuron
 
 from .discovery import MULTI, SINGLE, resolve_neurons, resolve_synaptic_layers
 from .discovery import neuron_step_mode as _step_mode
@@ -263,6 +268,14 @@ class SNNProbe:
             buf = self._neuron_buffers[i] = torch.empty(out.shape, dtype=torch.float32, device=out.device)
         return buf
 
+    def _no_analog(self, steps: int, device: torch.device) -> torch.Tensor:
+        """A reused all-False ``[steps]`` AC/MAC decision (a step of binary spikes does only ACs)."""
+        key = ("no_analog", steps, device)
+        flags = self._scratch_buffers.get(key)
+        if flags is None:
+            flags = self._scratch_buffers[key] = torch.zeros(steps, dtype=torch.bool, device=device)
+        return flags
+
     def _weight_counts(self, i: int, layer: nn.Module) -> torch.Tensor:
         """:func:`weight_counts` of synaptic layer ``i``, recomputed when its weight is another tensor or was changed
         in place (version counter), and at every call in training mode (weights change between steps)."""
@@ -318,8 +331,11 @@ class SNNProbe:
                     and shared[2].shape == (xs.shape[0], xs.shape[2]) and shared[1] == _version(x_in)
                 ):  # the input is the spike tensor a neuron just emitted: its counts per step are known
                     counts, indicator = shared[2], shared[4]
-                    self._shared = (*shared[:4], None)  # step_counts overwrites the indicator
-                counts, analog = step_counts(xs, self._scratch(xs.shape, xs.device), counts, indicator)
+                    self._shared = (*shared[:4], None, shared[5])  # step_counts overwrites the indicator
+                if counts is not None and shared[5]:  # a lit-snn neuron's spikes: 0 or 1 by contract, all ACs
+                    analog = self._no_analog(xs.shape[0], xs.device)
+                else:
+                    counts, analog = step_counts(xs, self._scratch(xs.shape, xs.device), counts, indicator)
                 per_step, outputs_per_row = step_operations(layer, counts, self._weight_counts(i, layer))
             t = self._layers[i]
             t.ran = True
@@ -334,6 +350,8 @@ class SNNProbe:
 
     def _neuron_hook(self, i: int, name: str):
         mode = self._modes[name]
+        module = self.neurons[name]
+        binary = isinstance(module, SpikingNeuron) and module.binary_spikes
 
         def hook(module, args, output) -> None:
             self._need_batch(f"neuron {name!r}")
@@ -354,15 +372,20 @@ class SNNProbe:
             with torch.no_grad():
                 # spikes per step and neuron, summed over the batch (float32 sums of at most B ones: exact)
                 o = out.detach()
-                spikes = torch.ne(o, 0, out=self._neuron_buffer(i, o))  # kept for the next Linear's AC/MAC test
-                counts = spikes.view(steps, batch, math.prod(shape)).sum(1)
+                if binary:  # 0 or 1 by contract: the output is its own indicator
+                    spikes = None
+                    counts = o.reshape(steps, batch, math.prod(shape)).sum(1, dtype=torch.float32)
+                else:
+                    spikes = torch.ne(o, 0, out=self._neuron_buffer(i, o))  # kept for the next Linear's AC/MAC test
+                    counts = spikes.view(steps, batch, math.prod(shape)).sum(1)
             t.calls.append(counts)
             t.batches.append(len(self._batch_sizes) - 1)
             t.outputs += out.numel()
             t.shape = shape
             self._batch_outputs[-1] += out.numel()
             if out.dim() == lead + 1:  # [T, B, N] or [B, N]: grouped by step as a Linear reading it groups them
-                self._shared = (out, _version(out), counts, batch, spikes.view(steps, batch, -1))
+                indicator = None if spikes is None else spikes.view(steps, batch, -1)
+                self._shared = (out, _version(out), counts, batch, indicator, binary)
             else:
                 self._shared = None
 

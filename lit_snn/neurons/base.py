@@ -73,6 +73,10 @@ class SpikingNeuron(nn.Module):
 
     kind: str = ""
     backend: str = "custom"
+    #: every output is exactly 0 or 1 (the Heaviside of the surrogate's forward pass, on every backend). The
+    #: metric probe relies on it: it counts these spikes without testing them. A subclass that emits graded or
+    #: scaled spikes must set it to False.
+    binary_spikes: bool = True
 
     def __init__(
         self,
