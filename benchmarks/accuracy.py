@@ -100,16 +100,15 @@ def run_one(
     if spiking and not any(isinstance(c, SNNMetricsCallback) for c in trainer.callbacks):
         trainer.callbacks.append(SNNMetricsCallback(stages=("test",)))
     if retest is not None:
-        (metrics,) = trainer.test(
-            cli.model, datamodule=cli.datamodule, ckpt_path=str(ROOT / retest["best_checkpoint"]), verbose=False
-        )
-        return {**retest, **{k: float(v) for k, v in metrics.items()}}
+        trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(ROOT / retest["best_checkpoint"]),
+                     verbose=False)
+        return {**retest, **_test_figures(trainer)}
     start = time.perf_counter()
     trainer.fit(cli.model, datamodule=cli.datamodule)
     minutes = (time.perf_counter() - start) / 60
     best = trainer.checkpoint_callback
-    (metrics,) = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
-    out = {k: float(v) for k, v in metrics.items()}
+    trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
+    out = _test_figures(trainer)
     out.update(
         val_acc_best=float(best.best_model_score),
         best_checkpoint=os.path.relpath(best.best_model_path, ROOT),
@@ -122,6 +121,12 @@ def run_one(
         machine=f"{platform.machine()} {os.cpu_count()} cpus",
     )
     return out
+
+
+def _test_figures(trainer) -> dict[str, float]:
+    """Every ``test/`` figure of the last ``trainer.test``: the module's own logs and the SNN metrics, which
+    SNNMetricsCallback puts into ``trainer.callback_metrics`` (and the logger) rather than the returned dict."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -89,7 +89,35 @@ def test_validate_logs_every_figure_and_removes_hooks(tmp_path):
     assert logged["val/connection_sparsity"].item() == pytest.approx(6 / (8 * 6 + 6 * 3))
     assert logged["val/parameter_count"].item() == 8 * 6 + 6 + 6 * 3 + 3
     assert _hooks(model.net) == 0
-    assert (tmp_path / "lightning_logs").exists()  # the logger got the figures too
+    # the logger got every figure, per layer too, with the values of callback_metrics and callback.results
+    import csv
+
+    (path,) = (tmp_path / "lightning_logs").glob("version_*/metrics.csv")
+    rows = list(csv.DictReader(path.open()))
+    written = {k: float(v) for row in rows for k, v in row.items() if v not in ("", None)}
+    results = callback.results["val"]
+    assert len(results) > 100 and set(results) <= set(written) and set(results) <= set(logged)
+    for key in ("val/synops/effective_macs/0", "val/energy_movement/theoretical_minimum/qnn_sparse_dataflow/2"):
+        assert written[key] == pytest.approx(results[key], rel=1e-6)
+        assert logged[key].item() == pytest.approx(results[key], rel=1e-6)
+    assert results["val/synops/effective_acs"] == pytest.approx(ops["effective_acs"].item(), rel=1e-12)
+
+
+def test_headline_figures_are_returned_by_validate(tmp_path):
+    model, loader = Tiny(), _loader()
+    trainer = _trainer(SNNMetricsCallback(headline=("synops/effective_acs", "spike_rate/3")), tmp_path)
+    (returned,) = trainer.validate(model, dataloaders=loader, verbose=False)
+    ops, rate = _by_hand(model.net, loader)
+    assert set(returned) == {"val/loss", "val/synops/effective_acs", "val/spike_rate/3"}
+    assert returned["val/synops/effective_acs"] == pytest.approx(ops["effective_acs"].item(), rel=1e-6)
+    assert returned["val/spike_rate/3"] == pytest.approx(rate["spike_rate/3"].item(), rel=1e-6)
+    (plain,) = _trainer(SNNMetricsCallback(), tmp_path).validate(model, dataloaders=loader, verbose=False)
+    assert set(plain) == {"val/loss"}  # by default the figures skip Lightning's per-key log
+    with pytest.raises(ValueError, match=r"no figure named \['spike_rates'\]; accepted: .*'spike_rate'"):
+        _trainer(SNNMetricsCallback(headline=("spike_rates",)), tmp_path).validate(model, dataloaders=loader,
+                                                                                   verbose=False)
+    with pytest.raises(TypeError, match="headline must be a sequence"):
+        SNNMetricsCallback(headline="spike_rate")
 
 
 def test_fit_measures_validation_only(tmp_path):
