@@ -519,6 +519,42 @@ def test_time_first_linear_computes_a_constant_input_once_with_equal_results_and
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_spiking_linear_normalises_a_constant_input_once_as_batch_norm_on_every_row(momentum):
+    """Direct coding: BatchNorm runs on the B distinct rows, not T*B copies. Spikes, gradients and the running
+    statistics (BatchNorm's unbiased variance counts all T*B rows) equal the ordinary path's, over several
+    training steps and in evaluation."""
+    from lit_snn.encoders import make_encoder
+    from lit_snn.models import SpikingLinear
+    from lit_snn.neurons import make_neuron
+
+    def layer():
+        torch.manual_seed(0)
+        return SpikingLinear(6, 5, make_neuron("lif", "custom", threshold=0.5),
+                             nn.BatchNorm1d(5, momentum=momentum)).double()
+
+    once, every = layer(), layer()
+    encode = make_encoder("direct", 4)
+    for step in range(3):
+        x = torch.randn(7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(step))
+        static = encode(x)  # stride-0 view over T
+        current = once.current(static)
+        assert current.stride(0) == 0  # normalised once, expanded
+        torch.testing.assert_close(current, every.current(static.contiguous()), rtol=0, atol=1e-12)
+        s_once, s_every = once(static), every(static.contiguous())
+        assert torch.equal(s_once, s_every) and 0 < s_once.mean() < 1
+        w = torch.randn(s_once.shape, dtype=torch.float64)
+        g_once = torch.autograd.grad((s_once * w).sum(), list(once.parameters()))
+        g_every = torch.autograd.grad((s_every * w).sum(), list(every.parameters()))
+        for a, b in zip(g_once, g_every, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(once.norm, name), getattr(every.norm, name), rtol=0, atol=1e-12)
+    once.eval(), every.eval()
+    static = encode(torch.randn(3, 6, dtype=torch.float64))
+    torch.testing.assert_close(once.current(static), every.current(static.contiguous()), rtol=0, atol=1e-12)
+
+
 def test_direct_coded_models_count_synaptic_operations_of_every_step():
     """The once-computed first layer still counts T steps of MACs, as a step-by-step simulation would."""
     from lit_snn.encoders import make_encoder

@@ -129,8 +129,9 @@ class SNNMLP(SNNModel):
                     "lif", backend, tau=tau, threshold=threshold, surrogate=surrogate, learn_tau=learn_tau,
                     size=b if learn_tau else None,
                 ),
+                sparse_input=i > 0,  # the hidden layers after the first read spikes
             )
-            for a, b in pairwise(sizes)
+            for i, (a, b) in enumerate(pairwise(sizes))
         )
         self.readout = nn.Linear(sizes[-1], self.num_classes)
 

@@ -1,0 +1,85 @@
+"""Event-driven ``Linear`` for sparse input (spikes) on the CPU: work in proportion to the nonzero inputs.
+
+A synaptic layer that reads spikes multiplies a mostly-zero matrix: a hidden LIF layer of lit-snn's MNIST models
+fires 5-15% of the time. A dense GEMM spends its time on the zeros; :func:`sparse_input_linear` touches only the
+nonzero inputs ``(r, k)``:
+
+    forward      y[r]      = b + sum_k x[r, k] * W[:, k]        (an embedding-bag sum of W's columns)
+    weight grad  dW[:, k]  = sum_r x[r, k] * g[r]               (an embedding-bag sum of the output gradient's rows)
+    input grad   dx        = g @ W                              (dense: every input gets a gradient)
+
+The result is exact for any input values (each nonzero is weighted by its value), equal to ``F.linear`` up to the
+order of floating-point additions. Measured on this project's CPU (1 thread; ``tests/test_sparse.py`` checks the
+values, ``benchmarks/speed.py`` the training step): for ``4096 x 512`` spikes into 256 outputs at 8.6% density a
+training step of the layer (forward and backward) takes 23 ms instead of 33 ms and the forward alone 6 ms instead of
+11 ms; at 512 rows the gain is small (3.7 vs 4.1 ms), and above about 15-20% density the dense GEMM wins. So
+:class:`~lit_snn.models.TimeFirstLinear` (``sparse_input=True``) takes this path only on the CPU, only when the
+input's density is at most ``max_density``, and never while ``torch.compile`` traces (the nonzero count is
+data-dependent); otherwise it runs ``F.linear``. On a GPU the dense GEMM is the fast path.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+
+class _SparseInputLinear(torch.autograd.Function):
+    """``F.linear(x, weight, bias)`` for a 2-D ``x`` given the flat indices of its nonzero entries (sorted)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, flat):
+        rows, k = x.shape
+        values = x.reshape(-1).index_select(0, flat)
+        starts = torch.arange(0, rows * k, k, device=x.device)
+        offsets = torch.searchsorted(flat, starts)  # where each row's nonzero entries begin
+        out = F.embedding_bag(flat.remainder(k), weight.t().contiguous(), offsets, mode="sum",
+                              per_sample_weights=values)
+        if bias is not None:
+            out.add_(bias)
+        ctx.save_for_backward(weight, flat, values)
+        ctx.shape = (rows, k)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        weight, flat, values = ctx.saved_tensors
+        rows, k = ctx.shape
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad @ weight
+        if ctx.needs_input_grad[1]:
+            # the same nonzero entries in column-major order: column k's entries are the rows it feeds
+            by_column, order = torch.sort(flat.remainder(k) * rows + torch.div(flat, k, rounding_mode="floor"))
+            starts = torch.arange(0, k * rows, rows, device=grad.device)
+            grad_w = F.embedding_bag(by_column.remainder(rows), grad.contiguous(),
+                                     torch.searchsorted(by_column, starts), mode="sum",
+                                     per_sample_weights=values.index_select(0, order)).t()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(0)
+        return grad_x, grad_w, grad_b, None
+
+
+def sparse_input_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, max_density: float = 1.0
+) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` computed over the nonzero entries of ``x`` only (see the module docstring).
+
+    ``x``: ``[..., in_features]``. When more than ``max_density`` of ``x`` is nonzero, or ``x`` and ``weight``
+    differ in dtype, or ``x`` is empty, the ordinary dense ``F.linear`` runs instead (same result).
+    """
+    if not 0.0 <= max_density <= 1.0:
+        raise ValueError(f"max_density must lie in [0, 1], got {max_density!r}")
+    k = x.shape[-1]
+    if x.numel() == 0 or x.dtype != weight.dtype or k != weight.shape[1]:
+        return F.linear(x, weight, bias)  # (F.linear raises the usual shape error)
+    x2 = x.reshape(-1, k)
+    mask = x2 != 0
+    if max_density < 1.0 and int(mask.sum()) > max_density * mask.numel():
+        return F.linear(x, weight, bias)
+    flat = mask.view(-1).nonzero().squeeze(1)
+    out = _SparseInputLinear.apply(x2, weight, bias, flat)
+    return out.view(*x.shape[:-1], weight.shape[0])
