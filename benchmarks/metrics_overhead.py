@@ -334,13 +334,14 @@ def main() -> None:
         "",
         "Where the time goes: per batch only the probe's hooks run (the callback collects once per epoch). The "
         "first layer's analog input costs one indicator pass, its batch sum and one max pass (a step with an input "
-        "above 1 is analog); each LIF output costs one indicator pass and its batch sum, and the Linear reading "
-        "those spikes reuses both and adds one comparison pass (spikes equal to their indicator are binary); plus "
-        "~30 small tensor ops. The Baseline LIF is tiny (a batch of 256 x 4 steps takes a few ms), so this "
-        "memory-bound work weighs far more here than for wider layers (its relative cost falls with the fan-out). "
-        "At the epoch end, `collect`, the metric updates and `compute` take a few ms; in `trainer.validate` "
-        "Lightning's `log` costs ~0.5 ms per key (~150 keys by default), the callback's main cost; "
-        "`per_layer=False` logs the ~30 totals instead.",
+        "above 1 is analog; in `trainer.validate` the direct encoder's stride-0 view is counted on its first step "
+        "only); each lit-snn LIF output (0 or 1 by contract) costs one batch sum, and the Linear that reads those "
+        "spikes no pass at all; plus ~25 small tensor ops. The Baseline LIF is tiny (a batch of 256 x 4 steps takes "
+        "a few ms), so this memory-bound work weighs more here than for wider layers (its relative cost falls with "
+        "the fan-out). At the epoch end, `collect`, the metric updates and `compute` take a few ms, and the callback "
+        "hands its ~150 figures straight to the loggers and `trainer.callback_metrics`: Lightning's per-key `log` "
+        "(~1 ms per key and epoch with its teardown, +40-60% of this epoch for ~150 keys) is used only for the "
+        "figures named in `headline=` (none by default).",
         "",
         "Same counts from both (checked before timing):",
         "",

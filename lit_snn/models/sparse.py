@@ -53,7 +53,8 @@ class _SparseInputLinear(torch.autograd.Function):
             grad_x = grad @ weight
         if ctx.needs_input_grad[1]:
             # the same nonzero entries in column-major order: column k's entries are the rows it feeds
-            by_column, order = torch.sort(flat.remainder(k) * rows + torch.div(flat, k, rounding_mode="floor"))
+            column_major = flat.remainder(k) * rows + torch.div(flat, k, rounding_mode="floor")
+            by_column, order = torch.sort(column_major, stable=True)
             starts = torch.arange(0, k * rows, rows, device=grad.device)
             grad_w = F.embedding_bag(by_column.remainder(rows), grad.contiguous(),
                                      torch.searchsorted(by_column, starts), mode="sum",
