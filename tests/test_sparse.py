@@ -82,3 +82,20 @@ def test_baseline_lif_trains_alike_with_the_event_driven_layer(monkeypatch):
     for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-9, msg=name)
     assert len(calls) == 3  # every step of `a` took the event-driven path (spike density <= 15%)
+
+
+def test_compiled_model_runs_the_event_driven_layer_between_graphs(monkeypatch):
+    import lit_snn.models.sparse as sparse
+
+    calls = []
+    real = sparse._SparseInputLinear.apply
+    monkeypatch.setattr(sparse._SparseInputLinear, "apply", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    net = BaselineLIF().eval()
+    x = torch.randn(8, 784).expand(4, 8, 784)
+    with torch.no_grad():
+        want = net(x)
+        assert calls == [1]
+        got = torch.compile(net, backend="eager", fullgraph=False)(x)
+    assert calls == [1, 1]  # traced around, not into the graph
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

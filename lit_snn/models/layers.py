@@ -257,8 +257,8 @@ class TimeFirstLinear(nn.Linear):
 
     ``sparse_input``: the layer reads spikes. On the CPU, when at most ``max_density`` of the input is nonzero, the
     product runs over the nonzero entries only (:func:`lit_snn.models.sparse.sparse_input_linear`: exact for any
-    values, faster than the dense GEMM below ~15% density at large ``T*B``); on a GPU, under ``torch.compile`` or
-    above ``max_density`` it is the dense GEMM.
+    values, faster than the dense GEMM below ~15% density at large ``T*B``; a graph break under ``torch.compile``);
+    on a GPU or above ``max_density`` it is the dense GEMM.
 
     The module is still called with the whole ``[T, B, ..., F]`` input, so forward hooks (the metrics' probe) see
     all T steps and count the synaptic operations a step-by-step simulation performs, as NeuroBench does.
@@ -276,7 +276,7 @@ class TimeFirstLinear(nn.Linear):
         if x.dim() >= 3 and x.shape[0] > 1 and x.stride(0) == 0:
             once = super().forward(x[0])
             return once.unsqueeze(0).expand(x.shape[0], *once.shape)
-        if self.sparse_input and x.device.type == "cpu" and not torch.compiler.is_compiling():
+        if self.sparse_input and x.device.type == "cpu":
             return sparse_input_linear(x, self.weight, self.bias, self.max_density)
         return super().forward(x)
 

@@ -14,8 +14,9 @@ values, ``benchmarks/speed.py`` the training step): for ``4096 x 512`` spikes in
 training step of the layer (forward and backward) takes 23 ms instead of 33 ms and the forward alone 6 ms instead of
 11 ms; at 512 rows the gain is small (3.7 vs 4.1 ms), and above about 15-20% density the dense GEMM wins. So
 :class:`~lit_snn.models.TimeFirstLinear` (``sparse_input=True``) takes this path only on the CPU, only when the
-input's density is at most ``max_density``, and never while ``torch.compile`` traces (the nonzero count is
-data-dependent); otherwise it runs ``F.linear``. On a GPU the dense GEMM is the fast path.
+input's density is at most ``max_density``; otherwise it runs ``F.linear``. On a GPU the dense GEMM is the fast path.
+Under ``torch.compile`` the function runs eagerly between two compiled graphs (its sizes depend on the data): a
+graph break that still measured faster than the compiled dense GEMM (``benchmarks/results/speed.md``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class _SparseInputLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+@torch.compiler.disable  # data-dependent sizes: torch.compile runs it eagerly between two graphs
 def sparse_input_linear(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, max_density: float = 1.0
 ) -> torch.Tensor:
