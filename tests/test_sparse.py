@@ -37,6 +37,22 @@ def test_equals_f_linear_in_value_and_gradient(kind):
         torch.testing.assert_close(a, r, rtol=0, atol=1e-12)
 
 
+def test_both_column_orders_of_the_weight_gradient_agree(monkeypatch):
+    """Small inputs find the column-major order through the transposed input, large ones by sorting."""
+    import lit_snn.models.sparse as sparse
+
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand(40, 30, generator=gen, dtype=torch.float64) < 0.3).double() * torch.randn(40, 30, generator=gen,
+                                                                                             dtype=torch.float64)
+    w, b = torch.randn(5, 30, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    g = torch.randn(40, 5, dtype=torch.float64)
+    ref = _grads(F.linear, x, w, b, g)
+    for threshold in (10**9, 1):  # transposed, sorted
+        monkeypatch.setattr(sparse, "_SORT_FROM", threshold)
+        for a, r in zip(_grads(sparse_input_linear, x, w, b, g), ref, strict=True):
+            torch.testing.assert_close(a, r, rtol=0, atol=1e-12)
+
+
 def test_density_above_the_limit_runs_the_dense_product(monkeypatch):
     import lit_snn.models.sparse as sparse
 
