@@ -166,12 +166,12 @@ class LitStack(nn.Module):
         return self.readout(s)
 
 
-def lit_model(backend: str) -> tuple[nn.Module, str]:
+def lit_model(backend: str, event_driven: bool = True) -> tuple[nn.Module, str]:
     try:
         from lit_snn.models import BaselineLIF
     except Exception as err:  # the models package may be mid-edit; say so in the results
         return LitStack(backend), f"LitStack (BaselineLIF import failed: {type(err).__name__}: {err})"
-    return BaselineLIF(backend, surrogate="atan"), "lit_snn.models.BaselineLIF"
+    return BaselineLIF(backend, surrogate="atan", event_driven=event_driven), "lit_snn.models.BaselineLIF"
 
 
 class NeuronOnly(nn.Module):
@@ -225,23 +225,14 @@ class Materialised(nn.Module):
         return self.model(x.contiguous())
 
 
-def dense_synapses(model: nn.Module) -> nn.Module:
-    """Switch off the event-driven product of every ``TimeFirstLinear`` (dense GEMMs on the spikes)."""
-    for m in model.modules():
-        if hasattr(m, "sparse_input"):
-            m.sparse_input = False
-    return model
-
-
 def build(name: str) -> tuple[nn.Module, str]:
     if name.startswith("neuron/"):
         return NeuronOnly(name.split("/", 1)[1]), name
     if name == "lit-custom-dense":
-        model, source = lit_model("custom")
-        return dense_synapses(model), source
+        return lit_model("custom", event_driven=False)
     if name == "lit-custom-copy":
-        model, source = lit_model("custom")
-        return Materialised(dense_synapses(model)), source
+        model, source = lit_model("custom", event_driven=False)
+        return Materialised(model), source
     if name.startswith("lit-"):
         return lit_model(name[4:])
     return {"snntorch-native": SnnTorchNative, "spikingjelly-native": SpikingJellyNative, "ann": ANN}[name](), name

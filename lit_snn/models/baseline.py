@@ -45,6 +45,8 @@ class BaselineLIF(SNNModel):
         tau: membrane time constant of every LIF (``beta = 1 - 1/tau``).
         threshold: firing threshold.
         surrogate: surrogate-gradient name.
+        event_driven: on the CPU, the hidden layers after the first multiply only their nonzero inputs (spikes):
+            the dense product's result up to float rounding, faster at low spike rates (:mod:`lit_snn.models.sparse`).
     """
 
     default_num_steps = 4
@@ -58,6 +60,7 @@ class BaselineLIF(SNNModel):
         tau: float = 2.0,
         threshold: float = 1.0,
         surrogate: str = "atan",
+        event_driven: bool = True,
     ) -> None:
         super().__init__()
         self.input_shape = check_shape("input_shape", input_shape)
@@ -69,7 +72,7 @@ class BaselineLIF(SNNModel):
                 n_out,
                 make_neuron("lif", backend, tau=tau, threshold=threshold, surrogate=surrogate, detach_reset=True),
                 benchmark_bn(n_out, tau),
-                sparse_input=i > 0,  # the hidden layers after the first read spikes
+                sparse_input=event_driven and i > 0,  # the hidden layers after the first read spikes
             )
             for i, (n_in, n_out) in enumerate(pairwise(sizes))
         )

@@ -102,6 +102,8 @@ class SNNMLP(SNNModel):
         threshold: firing threshold.
         learn_tau: learn one time constant per neuron.
         surrogate: surrogate-gradient name.
+        event_driven: on the CPU, the second hidden layer multiplies only its nonzero inputs (spikes): the dense
+            product's result up to float rounding (:mod:`lit_snn.models.sparse`).
     """
 
     default_num_steps = 25
@@ -116,6 +118,7 @@ class SNNMLP(SNNModel):
         threshold: float = 1.0,
         learn_tau: bool = True,
         surrogate: str = "atan",
+        event_driven: bool = True,
     ) -> None:
         super().__init__()
         self.input_shape = check_shape("input_shape", input_shape)
@@ -129,7 +132,7 @@ class SNNMLP(SNNModel):
                     "lif", backend, tau=tau, threshold=threshold, surrogate=surrogate, learn_tau=learn_tau,
                     size=b if learn_tau else None,
                 ),
-                sparse_input=i > 0,  # the hidden layers after the first read spikes
+                sparse_input=event_driven and i > 0,  # the hidden layers after the first read spikes
             )
             for i, (a, b) in enumerate(pairwise(sizes))
         )
