@@ -76,6 +76,24 @@ def test_nmnist_batches_frames_and_split(nmnist_root):
     assert again.input_shape == (2312,) and torch.equal(flat, x.flatten(2))
 
 
+def test_nmnist_predict_runs_on_the_test_recordings(nmnist_root):
+    """trainer.predict on an event datamodule: one prediction per test recording, in the test loader's order."""
+    import lightning as L
+
+    from lit_snn import SpikingClassifier
+    from lit_snn.models import SpikingVGG
+
+    dm = NMNISTDataModule(data_dir=str(nmnist_root), batch_size=3, num_steps=3, val_size=2)
+    model = SpikingClassifier(net=lambda backend: SpikingVGG(backend, input_shape=(2, 34, 34), channels=(4, "M")))
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    predictions = trainer.predict(model, datamodule=dm)
+    assert [p.shape for p in predictions] == [(3, 10), (1, 10)]  # 4 test recordings in batches of 3
+    frames = torch.cat([dm.on_after_batch_transfer(b, 0)[0] for b in dm.predict_dataloader()], dim=1)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.cat(predictions), model.net(frames).mean(0))
+
+
 def test_nmnist_cache_serves_later_epochs(nmnist_root, tmp_path):
     cache = tmp_path / "frames"
     dm = NMNISTDataModule(data_dir=str(nmnist_root), batch_size=2, num_steps=3, val_size=0.25, cache_dir=str(cache))

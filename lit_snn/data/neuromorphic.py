@@ -242,6 +242,10 @@ class EventFramesDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)
 
+    def predict_dataloader(self) -> DataLoader:
+        """The test recordings, in order (``lightning predict`` / ``trainer.predict``)."""
+        return self._loader(self.test_set, shuffle=False)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """``[B, T, P, H, W]`` int16 counts -> float ``[T, B, P, H, W]`` (contiguous; ``flatten``: ``[T, B, P*H*W]``);
         labels as long."""
