@@ -224,19 +224,16 @@ class EnergyReport(Callback):
             metric.to(pl_module.device)
         self._probe.attach()
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if self._probe is None or not self._probe.attached:
-            return
-        stats = self._probe.collect()
-        for metric in self._metrics.values():
-            metric.update(stats)
-
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         probe, self._probe = self._probe, None
         if probe is None:
             return
         probe.detach()
         m = self._metrics
+        if probe.num_samples:  # the probe kept the epoch's totals: one update gives what one per batch gave
+            stats = probe.collect()
+            for metric in m.values():
+                metric.update(stats)
         results = {key: metric.compute() for key, metric in m.items()}
         costs = operation_costs(self.operation_preset)
         self.report = build_report(
