@@ -190,3 +190,24 @@ def test_metrics_import_without_lightning_or_snn_libraries():
             "bad = [m for m in ('lightning', 'pytorch_lightning', 'snntorch', 'spikingjelly') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_model_checkpoint_can_monitor_a_figure(tmp_path):
+    """The figures are in trainer.callback_metrics by the time ModelCheckpoint decides (validation end)."""
+    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+    seen: list[float] = []
+
+    class Record(Callback):
+        def on_validation_end(self, trainer, pl_module):
+            seen.append(trainer.callback_metrics["val/spike_rate"].item())
+
+    metrics = SNNMetricsCallback()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val/spike_rate", mode="min")
+    trainer = L.Trainer(accelerator="cpu", callbacks=[metrics, Record(), checkpoint], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, max_epochs=3, limit_train_batches=2,
+                        num_sanity_val_steps=0)
+    trainer.fit(Tiny(), train_dataloaders=_loader(seed=1), val_dataloaders=_loader())
+    assert len(seen) == 3 and len(set(seen)) > 1  # training changed the spikes between epochs
+    assert checkpoint.best_model_score.item() == pytest.approx(min(seen), rel=1e-6)
+    assert seen[-1] == pytest.approx(metrics.results["val"]["val/spike_rate"], rel=1e-6)
