@@ -295,6 +295,16 @@ class Runner:
         sync()
         return time.perf_counter() - t0
 
+    def first_layer_spike_density(self) -> float | None:
+        """Fraction of nonzero outputs of the first hidden layer's neurons on the current batch (what the
+        event-driven second layer of the lit models multiplies), for lit-* configurations; else None."""
+        hidden = getattr(self.model, "hidden", None) or getattr(getattr(self.model, "model", None), "hidden", None)
+        if hidden is None:
+            return None
+        x, _ = self.batches[self.k % len(self.batches)]
+        with torch.no_grad():
+            return float((hidden[0](x.flatten(2)) != 0).float().mean())
+
     def peak_memory(self) -> float:
         """Peak bytes of live tensors during one training step (see the module docstring)."""
         if self.device.type == "cuda":
@@ -386,6 +396,9 @@ def run_group(num_steps: int, names: list[tuple[str, str]], args, batches, resul
             r.entry["peak_mem_mb"] = r.peak_memory() / 2**20
         except Exception as err:
             r.entry["peak_mem_error"] = f"{type(err).__name__}: {err}"
+        density = r.first_layer_spike_density()
+        if density is not None:
+            r.entry["spike_density_hidden0"] = density
         results[r.key] = r.entry
         print(f"{r.key}: {med * 1e3:.1f} ms/step (IQR {q1 * 1e3:.1f}-{q3 * 1e3:.1f}), "
               f"{r.entry.get('peak_mem_mb', float('nan')):.1f} MB", flush=True)
@@ -460,6 +473,12 @@ def report(results: dict, meta: dict) -> str:
                     f"| {name} | {mode} | {e['ms_per_step']:.1f} ({e['ms_q1']:.1f}-{e['ms_q3']:.1f}) | "
                     f"{e['ms_min']:.1f} | "
                     f"{e['samples_per_s']:.0f} | {ratio} | {mem} | {first} | {load} |")
+        densities = [e["spike_density_hidden0"] for k, e in results.items()
+                     if k.startswith(f"T={num_steps}/lit-") and "spike_density_hidden0" in e]
+        if densities:
+            lines += ["", f"Spike density of the first hidden layer (the input of the event-driven second layer) "
+                      f"after the timed steps: {min(densities):.3f}-{max(densities):.3f} (lit-* configurations; the "
+                      "event-driven product pays off below ~0.15)."]
         lines += ["", "Goals for the custom backend (ratio of median times; met?):", ""]
         for level, (goals, (mem_a, mem_b)) in GOALS.items():
             for mode in MODES:
