@@ -47,8 +47,20 @@ PUBLISHED_ACC = {
     "snn_mlp": (97.45, "energy blog (10 epochs, final epoch)"),
 }
 
-# The benchmark README's other figures (its MNIST table): spike rate, and "energy efficiency" = 1 / energy ratio with
-# ratio = SynOps_SNN x 0.9 pJ / (SynOps_ANN x 4.6 pJ).
+# Why a published accuracy differs from ours where ours is lower (from the reading of the benchmark's code in
+# ../shared/design/architectures.md).
+WHY_LOWER = {
+    "spiking_kan": "the benchmarked Spiking-KAN applied its KAN to binary spikes, where it is an affine map, i.e. an "
+                   "over-parameterised Linear layer (architectures.md 2.3); ours applies the README's Chebyshev KAN "
+                   "to an analog quantity, as the README describes: a different network",
+    "apex": "the benchmarked APEX passed clamped analog values between its layers, kept the masked neurons' residual "
+            "paths, and masked at most 67% of the neurons, softly in training (architectures.md 2.5 and 3: its "
+            "30% -> 90% schedule was never used); ours passes spikes and is measured with 90% of its hidden neurons "
+            "pruned in training and evaluation, residual paths included",
+}
+
+# The benchmark README's other figures (its MNIST table): spike rate, and "energy efficiency", which its README calls
+# 1 / energy ratio (0.9 pJ per AC against 4.6 pJ per MAC) but its code computes as best_acc% / (spike_rate + 0.01).
 PUBLISHED_RATE_EFF = {
     "baseline_lif": (0.108, 835.6),
     "dasnn": (0.101, 887.2),
@@ -197,6 +209,14 @@ def report(runs: dict[str, list[dict]], protocol: str, command: str) -> str:
         rs = runs.get(model, [])
         ours = f"{mean_std([r['test/acc'] * 100 for r in rs])[0]:.2f}" if rs else "not run"
         lines.append(f"| {model} | {pub:.2f} | {source} | {ours} |")
+    lines += ["", "Why they differ: each published accuracy is the maximum over epochs on the test set of a "
+              "single run, each model under its own settings (15-35 epochs, T 2-6, its own optimiser, schedule "
+              "and augmentation); ours are chosen on a validation split, tested once and averaged over seeds, "
+              "the five architectures under one shared protocol."]
+    for model, why in WHY_LOWER.items():
+        rs = runs.get(model, [])
+        if rs and mean_std([r["test/acc"] * 100 for r in rs])[0] < PUBLISHED_ACC[model][0]:
+            lines += ["", f"Ours is lower for {model}: {why}."]
     rows, ac_effs, full_effs = [], [], []
     for model, (pub_rate, pub_eff) in PUBLISHED_RATE_EFF.items():
         rs = [r for r in runs.get(model, []) if "test/energy/fp32_45nm/ratio" in r]
@@ -207,22 +227,28 @@ def report(runs: dict[str, list[dict]], protocol: str, command: str) -> str:
         full = mean_std([1.0 / r["test/energy/fp32_45nm/ratio"] for r in rs])[0]
         ac_effs.append(ac_only)
         full_effs.append(full)
-        rows.append(f"| {model} | {pub_rate:.3f} | {rate:.3f} | {pub_eff:.1f} | {ac_only:.1f} | {full:.3f} |")
+        formula = mean_std([r["test/acc"] * 100 / (r["test/spike_rate"] + 0.01) for r in rs])[0]
+        rows.append(f"| {model} | {pub_rate:.3f} | {rate:.3f} | {pub_eff:.1f} | {formula:.1f} | {ac_only:.1f} | "
+                    f"{full:.3f} |")
     if rows:
         lines += [
-            "", "The benchmark README's spike rates and \"energy efficiency\" (1 / energy ratio, 0.9 pJ per AC against "
-            "4.6 pJ per MAC of the ANN) beside ours (mean over seeds):", "",
-            "| model | published spike rate | ours | published efficiency | ours, ACs only | ours, with the first "
-            "layer's MACs |", "|---|---|---|---|---|---|", *rows, "",
-            "Its efficiencies (665-887) say each SNN spends about 1/800 of its ANN twin's energy. Counting only the "
-            "hidden layers' spike-driven ACs against one dense pass of the same topology (`ours, ACs only`: "
-            f"{min(ac_effs):.0f}-{max(ac_effs):.0f}) does not reproduce them from the definition it states. And with "
-            "direct coding the first layer multiplies the analog image at every step (MACs, not ACs): counting them "
-            "(`with the first layer's MACs`, NeuroBench's effective MACs) gives "
+            "", "The benchmark README's spike rates and \"energy efficiency\" beside ours (mean over seeds):", "",
+            "| model | published spike rate | ours | published efficiency | ours, by its code's formula | ours as "
+            "energy, ACs only | ours as energy, with the first layer's MACs |", "|---|---|---|---|---|---|---|",
+            *rows, "",
+            "Its README calls the efficiency the inverse energy ratio (0.9 pJ per AC against 4.6 pJ per MAC), which "
+            "would make each SNN spend about 1/800 of its ANN twin's energy; its code computes best_acc% / "
+            "(spike_rate + 0.01) instead (98.53 / 0.1179 = 835.6; architectures.md 4), which involves no energy "
+            "(`ours, by its code's formula`: the same formula on our numbers). As energy (1 / E_SNN/E_ANN, 45 nm "
+            "fp32), counting only the hidden layers' spike-driven ACs against one dense pass of the same "
+            f"topology gives {min(ac_effs):.0f}-{max(ac_effs):.0f}; with direct coding the first layer multiplies "
+            "the analog image "
+            "at every step (MACs, not ACs), and counting those too (NeuroBench's effective MACs) gives "
             f"{min(full_effs):.2f}-{max(full_effs):.2f}"
-            + (", i.e. the SNNs cost more than their ANN twins" if max(full_effs) < 1 else "")
+            + (", i.e. every SNN here costs more than its ANN twin" if max(full_effs) < 1 else "")
             + ". Our spike rates are NeuroBench's (spikes / (neurons x steps x samples)) on the test set at the "
-            "checkpoint chosen on validation; APEX's is at its real 90% neuron sparsity.",
+            "checkpoint chosen on validation (the published ones are from the final epoch and, for APEX, average in "
+            "analog values); APEX's is at its real 90% neuron sparsity.",
         ]
     blog = {m: runs.get(m, []) for m in BLOG}
     if all(blog.values()):
