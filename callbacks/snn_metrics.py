@@ -174,7 +174,8 @@ class SNNMetricsCallback(Callback):
             return
         for metric in self._metrics[stage].values():
             metric.reset()
-            metric.to(pl_module.device)
+            if metric.device != pl_module.device:
+                metric.to(pl_module.device)
         self._probes[stage].attach()
 
     def _batch(self, stage: str) -> None:

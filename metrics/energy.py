@@ -394,16 +394,21 @@ def data_movement_energy(
     def snn_at(s: float) -> float:
         return sum(_layer_energy(lay, s, s, d, bits, hw)[0] for lay, d in zip(layers, densities, strict=True))
 
-    if snn_at(0.0) > qnn_total:
+    # E_SNN(s) is continuous, nondecreasing and piecewise linear in s: every term is linear in s except each spiking
+    # layer's min(sparse, dense) dataflow, whose two lines cross at s = e_dense_bit / e_sparse_bit for every layer.
+    # So the break-even rate is found exactly on the segment between the kinks where E_SNN passes E_QNN.
+    points = [0.0, 1.0]
+    if hw.e_sparse_bit > 0 and 0.0 < hw.e_dense_bit / hw.e_sparse_bit < 1.0:
+        points.insert(1, hw.e_dense_bit / hw.e_sparse_bit)
+    values = [snn_at(p) for p in points]
+    if values[0] > qnn_total:
         break_even = math.nan
-    elif snn_at(1.0) <= qnn_total:
+    elif values[-1] <= qnn_total:
         break_even = 1.0
     else:
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if snn_at(mid) <= qnn_total else (lo, mid)
-        break_even = lo
+        i = next(i for i, v in enumerate(values) if v > qnn_total)
+        (s0, s1), (e0, e1) = points[i - 1:i + 1], values[i - 1:i + 1]
+        break_even = s0 + (qnn_total - e0) * (s1 - s0) / (e1 - e0)
     out.update(
         snn_pj=snn_total, qnn_pj=qnn_total, ratio=snn_total / qnn_total if qnn_total > 0 else math.nan,
         break_even_spike_rate=break_even, qnn_bits=float(bits), num_steps=float(num_steps),

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lit_snn.metrics import (
+    HARDWARE_PRESETS,
     DataMovementEnergy,
     HardwareModel,
     LayerActivity,
@@ -212,3 +213,44 @@ def test_data_movement_metric_matches_the_measured_activity():
     got = {k.split("/", 1)[1]: float(v) for k, v in metric.compute().items()}
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-12) or (math.isnan(value) and math.isnan(got[key])), key
+
+
+@pytest.mark.parametrize("hardware", sorted(HARDWARE_PRESETS))
+def test_break_even_equals_a_bisection_on_the_energy_itself(hardware):
+    """The closed-form break-even rate against a plain bisection of E_SNN(s) = E_QNN, where E_SNN(s) is the model run
+    with every spiking layer's input rate and the output rate set to s (fixed twin density, so E_QNN is fixed)."""
+    import dataclasses
+    import random
+
+    rng = random.Random(sorted(HARDWARE_PRESETS).index(hardware))
+    crossed = 0
+    for _ in range(20):
+        layers = [
+            LayerActivity(f"l{i}", fan_in=rng.choice([9, 64, 784]), outputs=rng.choice([10, 256, 4096]),
+                          inputs=rng.choice([100, 784, 8192]), steps=rng.choice([1, 4, 8]),
+                          input_rate=rng.random(), spiking=i > 0 or rng.random() < 0.5)
+            for i in range(rng.randint(1, 4))
+        ]
+        steps, density = rng.choice([2, 4, 8]), rng.uniform(0.05, 0.9)
+
+        def at(s, layers=layers, steps=steps, density=density):
+            moved = [dataclasses.replace(lay, input_rate=s) if lay.spiking else lay for lay in layers]
+            r = data_movement_energy(moved, hardware, num_steps=steps, output_rate=s, qnn_density=density)
+            return r["snn_pj"], r["qnn_pj"]
+
+        got = data_movement_energy(layers, hardware, num_steps=steps, output_rate=0.1,
+                                   qnn_density=density)["break_even_spike_rate"]
+        qnn = at(0.0)[1]
+        if at(0.0)[0] > qnn:
+            assert math.isnan(got)
+            continue
+        if at(1.0)[0] <= qnn:
+            assert got == 1.0
+            continue
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if at(mid)[0] <= qnn else (lo, mid)
+        assert got == pytest.approx(lo, rel=1e-9, abs=1e-12)
+        crossed += 1
+    assert crossed >= 5  # most draws cross inside (0, 1)
