@@ -550,6 +550,10 @@ def test_spiking_linear_normalises_a_constant_input_once_as_batch_norm_on_every_
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         torch.testing.assert_close(getattr(once.norm, name), getattr(every.norm, name), rtol=0, atol=1e-12)
+    one = encode(torch.randn(1, 6, dtype=torch.float64))  # a single sample: its T copies are the batch
+    torch.testing.assert_close(once.current(one), every.current(one.contiguous()), rtol=0, atol=1e-12)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(once.norm, name), getattr(every.norm, name), rtol=0, atol=1e-12)
     once.eval(), every.eval()
     static = encode(torch.randn(3, 6, dtype=torch.float64))
     torch.testing.assert_close(once.current(static), every.current(static.contiguous()), rtol=0, atol=1e-12)

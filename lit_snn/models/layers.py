@@ -229,10 +229,10 @@ def repeated_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor, repeats: int) -> to
     """
     if not (bn.training or bn.running_mean is None):  # evaluation: per-row, nothing to correct
         return bn(x)
-    if x.shape[0] * repeats < 2:
-        raise ValueError(f"BatchNorm in training needs more than 1 row, got {x.shape[0]} x {repeats}")
+    if x.shape[0] < 2:  # one sample: batch statistics need its copies (F.batch_norm refuses a single row)
+        return bn(x.repeat(repeats, 1))[: x.shape[0]]
     y = nn.functional.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
-    if bn.training and bn.track_running_stats and bn.running_mean is not None:
+    if bn.training and bn.running_mean is not None:
         with torch.no_grad():
             bn.num_batches_tracked.add_(1)
             factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
