@@ -139,6 +139,23 @@ def test_learnable_tau_and_threshold(kind, backend, tau):
         _assert_grads_close(g, g_ref, dtype)  # input, then tau and threshold gradients
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_learned_threshold_below_zero_never_fires_on_zero_input(kind, backend):
+    """A learned threshold driven to or below 0 fires at theta = MIN_THRESHOLD, so a neuron with no input current
+    (one silenced by pruning) stays silent; inputs above that floor still fire, and the parameter keeps its value."""
+    from lit_snn.neurons.base import MIN_THRESHOLD
+
+    neuron = make_neuron(kind, backend, threshold=1.0, learn_threshold=True, size=3)
+    with torch.no_grad():
+        neuron.threshold.copy_(torch.tensor([-0.5, 0.0, 0.5]))
+    assert torch.equal(neuron.theta, torch.tensor([MIN_THRESHOLD, MIN_THRESHOLD, 0.5]))
+    assert not neuron(torch.zeros(4, 2, 3)).any()
+    spikes = neuron(torch.full((4, 2, 3), 0.01))
+    assert spikes[0, :, :2].all() and not spikes[0, :, 2].any()  # 0.01 >= 1e-3 fires; below 0.5 it does not
+    assert neuron.threshold.tolist() == [-0.5, 0.0, 0.5]
+
+
 # --- the limits of the regime ---
 @pytest.mark.parametrize("kind", ["lif", "if", "alif"])
 def test_snntorch_subtract_differs_only_where_membrane_reaches_twice_threshold(kind):

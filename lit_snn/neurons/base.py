@@ -29,6 +29,8 @@ from ._fused import alif_scan, lif_scan
 from .surrogate import Surrogate, get_surrogate
 
 RESETS = ("subtract", "zero")
+#: a learned threshold is clamped to at least this when the neuron fires (see :attr:`SpikingNeuron.theta`)
+MIN_THRESHOLD = 1e-3
 
 
 def tau_to_beta(tau: torch.Tensor | float) -> torch.Tensor | float:
@@ -66,7 +68,7 @@ class SpikingNeuron(nn.Module):
         surrogate: surrogate-gradient name (see :mod:`lit_snn.neurons.surrogate`) or instance.
         slope: the surrogate's slope parameter (its default when ``None``).
         learn_tau: make ``tau`` a trainable parameter.
-        learn_threshold: make ``threshold`` a trainable parameter.
+        learn_threshold: make ``threshold`` a trainable parameter (it fires at ``theta``: clamped to >= 1e-3).
         size: shape of per-neuron learnable parameters (the trailing input dims, e.g. ``512`` or
             ``(64, 1, 1)`` for channels of a conv map); ``None`` shares one scalar across neurons.
     """
@@ -118,6 +120,15 @@ class SpikingNeuron(nn.Module):
         tau = self.tau.clamp(min=1.0) if isinstance(self.tau, torch.Tensor) else self.tau
         return tau_to_beta(tau)
 
+    @property
+    def theta(self) -> torch.Tensor | float:
+        """The threshold the neuron fires at: ``threshold``, a learned one clamped to >= :data:`MIN_THRESHOLD`.
+
+        A threshold at or below 0 would fire on zero input, so a neuron silenced by pruning (its input current
+        exactly 0) would spike; the clamp keeps ``h = 0 < theta`` true whatever training does to the parameter."""
+        th = self.threshold
+        return th.clamp(min=MIN_THRESHOLD) if isinstance(th, torch.Tensor) else th
+
     def extra_repr(self) -> str:
         tau = "learned" if isinstance(self.tau, torch.Tensor) else self.tau
         th = "learned" if isinstance(self.threshold, torch.Tensor) else self.threshold
@@ -165,11 +176,11 @@ class LIF(SpikingNeuron):
 
     def _scan(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # One autograd node per sequence with a hand-written BPTT backward; same result as _scan_reference.
-        return lif_scan(x, self.beta, self.threshold, self.surrogate, self.reset, self.detach_reset)
+        return lif_scan(x, self.beta, self.theta, self.surrogate, self.reset, self.detach_reset)
 
     def _scan_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Step-by-step autograd version of :meth:`_scan`: the definition the fused scan is tested against."""
-        beta, theta = self.beta, self.threshold
+        beta, theta = self.beta, self.theta
         v = torch.zeros_like(x[0])
         spikes, membrane = [], []
         for t in range(x.shape[0]):
@@ -228,7 +239,7 @@ class AdaptiveLIF(SpikingNeuron):
 
     def _scan(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The fused adaptive-threshold scan; same result as _scan_reference.
-        return alif_scan(x, self.beta, self.threshold, self.adapt, self.rho, self.surrogate, self.reset,
+        return alif_scan(x, self.beta, self.theta, self.adapt, self.rho, self.surrogate, self.reset,
                          self.detach_reset)
 
     def _scan_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,7 +249,7 @@ class AdaptiveLIF(SpikingNeuron):
         a = torch.zeros_like(x[0])
         spikes, membrane = [], []
         for t in range(x.shape[0]):
-            theta = self.threshold + self.adapt * a
+            theta = self.theta + self.adapt * a
             h = beta * v + x[t]
             s = self.surrogate(h - theta)
             v = self._reset(h, s, theta)
@@ -268,11 +279,11 @@ class FireOnceLIF(SpikingNeuron):
 
     def _scan(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The fused scan with a fire-once mask; same result as _scan_reference.
-        return lif_scan(x, self.beta, self.threshold, self.surrogate, self.reset, self.detach_reset, fire_once=True)
+        return lif_scan(x, self.beta, self.theta, self.surrogate, self.reset, self.detach_reset, fire_once=True)
 
     def _scan_reference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Step-by-step autograd version of :meth:`_scan`: the definition the fused scan is tested against."""
-        beta, theta = self.beta, self.threshold
+        beta, theta = self.beta, self.theta
         v = torch.zeros_like(x[0])
         fired = torch.zeros_like(x[0])
         spikes, membrane = [], []

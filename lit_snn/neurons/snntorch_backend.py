@@ -182,7 +182,7 @@ class _SnnTorchNeuron(SpikingNeuron):
         cell = self.cell
         saved = (cell.beta, cell.threshold)
         cell.beta = _as_tensor(self.beta, x)
-        cell.threshold = _as_tensor(self.threshold, x)
+        cell.threshold = _as_tensor(self.theta, x)
         cell.reset_mem()
         try:
             return self._steps(x)
@@ -254,7 +254,7 @@ class SnnTorchAdaptiveLIF(_SnnTorchNeuron):
         a = torch.zeros_like(x[0])
         spikes, membrane = [], []
         for t in range(x.shape[0]):
-            self.cell.threshold = _as_tensor(self.threshold + self.adapt * a, x)
+            self.cell.threshold = _as_tensor(self.theta + self.adapt * a, x)
             self.cell(x[t])
             spike, h, _ = self.cell.last
             a = rho * a + (1 - rho) * spike

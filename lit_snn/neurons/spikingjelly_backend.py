@@ -165,7 +165,7 @@ class _SpikingJellyNeuron(SpikingNeuron):
 
     def _bindings(self) -> dict:
         tau = self.tau.clamp(min=1.0) if isinstance(self.tau, torch.Tensor) else self.tau
-        return {"tau": tau, "v_threshold": _plain(self.threshold)}
+        return {"tau": tau, "v_threshold": _plain(self.theta)}
 
     def _scan(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         node = self.node
@@ -223,7 +223,7 @@ class SpikingJellyIF(_PlainNodeNeuron):
         self.node = _sj_neuron.IFNode(store_v_seq=True, **self._node_kwargs())
 
     def _bindings(self) -> dict:
-        return {"v_threshold": _plain(self.threshold)}
+        return {"v_threshold": _plain(self.theta)}
 
     def _charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return v + x  # IFNode's charge
