@@ -218,6 +218,12 @@ class TemporalAttention(nn.Module):
         return (weights * logits).sum(0)
 
 
+def is_time_constant(x: torch.Tensor) -> bool:
+    """``x[T, B, ...]`` is one tensor repeated over time (a stride-0 view along dim 0, as the direct encoder and
+    :class:`TimeFirstLinear` return): ``x[t]`` is ``x[0]`` for every t."""
+    return x.dim() >= 3 and x.shape[0] > 1 and x.stride(0) == 0
+
+
 def repeated_batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor, repeats: int) -> torch.Tensor:
     """``bn(torch.cat([x] * repeats))[:len(x)]``, computed on the ``B`` rows of ``x`` alone.
 
@@ -273,7 +279,7 @@ class TimeFirstLinear(nn.Linear):
         self.max_density = float(max_density)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() >= 3 and x.shape[0] > 1 and x.stride(0) == 0:
+        if is_time_constant(x):
             once = super().forward(x[0])
             return once.unsqueeze(0).expand(x.shape[0], *once.shape)
         if self.sparse_input and x.device.type == "cpu":
@@ -311,10 +317,10 @@ class SpikingLinear(nn.Module):
         """The input current ``BN(W x + b)``, ``[T, B, out_features]``. For a time-constant ``x`` (direct coding)
         ``W x`` and a ``BatchNorm1d`` run once, on ``B`` rows, and the current stays a stride-0 view over time."""
         y = self.fc(x)
-        if y.dim() == 3 and y.shape[0] > 1 and y.stride(0) == 0:
+        if is_time_constant(y):
             if self.norm is None:
                 return y
-            if type(self.norm) is nn.BatchNorm1d:
+            if type(self.norm) is nn.BatchNorm1d and y.dim() == 3:
                 return repeated_batch_norm(self.norm, y[0], y.shape[0]).expand_as(y)
         rows = y.flatten(0, 1)
         if self.norm is not None:
